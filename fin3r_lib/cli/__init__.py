@@ -1,0 +1,1 @@
+"""The `fin3r` command-line tool: one module per subcommand, registered in `main.SUBCOMMANDS`."""

@@ -1,0 +1,67 @@
+"""Small geometry helpers shared by models, the session and evaluation (numpy, float64 inside)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (u, v), each (H, W) float64, centres at integer coordinates."""
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    return u, v
+
+
+def unproject_depth(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray | None = None) -> np.ndarray:
+    """Points (H, W, 3) float64 of a z-depth map (H, W); in world coordinates when a pose is given.
+
+    NaN depth gives NaN points.
+    """
+    h, w = depth.shape
+    u, v = pixel_grid(h, w)
+    k = np.asarray(intrinsics, dtype=np.float64)
+    z = depth.astype(np.float64)
+    x = (u - k[0, 2]) / k[0, 0] * z
+    y = (v - k[1, 2]) / k[1, 1] * z
+    pts = np.stack([x, y, z], axis=-1)
+    if cam_to_world is None:
+        return pts
+    t = np.asarray(cam_to_world, dtype=np.float64)
+    return pts @ t[:3, :3].T + t[:3, 3]
+
+
+def transform_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 (or scaled Sim(3) as 4x4) transform to (..., 3) points."""
+    t = np.asarray(transform, dtype=np.float64)
+    return points @ t[:3, :3].T + t[:3, 3]
+
+
+def umeyama_sim3(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity (s, R, t) with dst ~ s R src + t (Umeyama 1991), (N, 3) inputs."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mu_s = w @ src
+    mu_d = w @ dst
+    xs = src - mu_s
+    xd = dst - mu_d
+    cov = (xd * w[:, None]).T @ xs
+    u, d, vt = np.linalg.svd(cov)
+    e = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[2, 2] = -1
+    r = u @ e @ vt
+    var_s = (w * (xs**2).sum(1)).sum()
+    s = float(np.trace(np.diag(d) @ e) / var_s) if var_s > 0 else 1.0
+    t = mu_d - s * r @ mu_s
+    return s, r, t
+
+
+def sim3_matrix(scale: float, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """4x4 matrix of x -> scale * R x + t."""
+    m = np.eye(4)
+    m[:3, :3] = scale * np.asarray(rotation, dtype=np.float64)
+    m[:3, 3] = translation
+    return m

@@ -1,0 +1,114 @@
+"""The model factory: configurations registered by name, built by `build_model`.
+
+Each model family registers its variants (e.g. `vggt-1b`, `vggt-tiny`) with `register_model` in its
+own module; `MODEL_FAMILIES` lists those modules, imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fin3r_lib.errors import UnknownModelError
+from fin3r_lib.models.base import ReconstructionModel
+
+log = logging.getLogger(__name__)
+
+#: modules that register model variants when imported
+MODEL_FAMILIES: tuple[str, ...] = ("fin3r_lib.models.vggt", "fin3r_lib.models.cut3r")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered variant: how to build it and where its released weights live."""
+
+    name: str
+    builder: Callable[[], ReconstructionModel]
+    description: str = ""
+    hf_repo: str | None = None  # default Hugging Face repo id of the released weights
+    hf_filename: str | None = None  # file inside that repo
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_families_loaded = False
+
+
+def register_model(
+    name: str, *, description: str = "", hf_repo: str | None = None, hf_filename: str | None = None
+) -> Callable[[Callable[[], ReconstructionModel]], Callable[[], ReconstructionModel]]:
+    """Decorator registering a zero-argument builder under `name`."""
+
+    def wrap(builder: Callable[[], ReconstructionModel]) -> Callable[[], ReconstructionModel]:
+        _REGISTRY[name] = ModelEntry(name, builder, description, hf_repo, hf_filename)
+        return builder
+
+    return wrap
+
+
+def _load_families() -> None:
+    global _families_loaded
+    if _families_loaded:
+        return
+    for module in MODEL_FAMILIES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            log.debug("model family %s is not available", module)
+    _families_loaded = True
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registered entry for `name`; UnknownModelError lists the known names."""
+    _load_families()
+    if name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def list_models() -> list[str]:
+    """Names of every registered variant."""
+    _load_families()
+    return sorted(_REGISTRY)
+
+
+def build_model(
+    name: str,
+    checkpoint: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    adapter: str | Path | None = None,
+) -> ReconstructionModel:
+    """Build variant `name`, load `checkpoint` if given, optionally wire in a Fin3R adapter.
+
+    `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
+    "default" for the variant's released weights; None leaves random initial weights (tests,
+    benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
+    returned in eval mode.
+    """
+    from fin3r_lib.models.checkpoint import load_checkpoint_into
+
+    entry = model_entry(name)
+    device = torch.device(device)
+    if checkpoint is not None or device.type == "meta":
+        with torch.device("meta"):
+            model = entry.builder()
+    else:
+        model = entry.builder()
+    model.name = name
+    if checkpoint is not None:
+        load_checkpoint_into(model, checkpoint, entry)
+    if device.type != "meta":
+        model = model.to(device=device, dtype=dtype)
+    if adapter:
+        from fin3r_lib.adapter import load_adapter
+
+        load_adapter(model, adapter)
+    return model.eval()

@@ -1,0 +1,54 @@
+"""ament_python package fin3r_ros: the ROS 2 layer (fin3r_ros) and the library (fin3r_lib).
+
+Builds with `colcon build` in a ROS 2 workspace, and installs with `pip install -e .[train,test]`
+on a machine without ROS (see README.md).
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "fin3r_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["fin3r_ros", "fin3r_ros.*", "fin3r_lib", "fin3r_lib.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "setuptools",
+        "numpy",
+        "opencv-python-headless",
+        "PyYAML",
+        "transforms3d",
+        "torch>=2.1",
+        "safetensors",
+        "huggingface_hub",
+        "peft>=0.13",
+        "tqdm",
+        "rosbags>=0.10",
+        "rosbags-image>=0.10",
+    ],
+    extras_require={
+        "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
+        "test": ["pytest", "ruff"],
+    },
+    zip_safe=True,
+    maintainer="fin3r_ros developers",
+    maintainer_email="fin3r-ros@example.com",
+    description="Fin3R-tuned VGGT / CUT3R 3D reconstruction for ROS 2, with the library to fine-tune it.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "reconstruct_node = fin3r_ros.reconstruct_node:main",
+            "fin3r = fin3r_lib.cli.main:main",
+        ],
+    },
+)

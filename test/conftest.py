@@ -1,0 +1,42 @@
+"""Shared pytest fixtures: the real 7-Scenes frames, and an isolated ROS 2 domain per test run."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
+
+# One random ROS domain for this test process, local discovery only (set before rclpy is imported).
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def _require_7scenes() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real 7-Scenes frames not available: {SHARED_DATA} is absent (it lives in ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def seven_scenes_dir() -> Path:
+    """Folder of the 50 real 7-Scenes redkitchen frames (skips when ../shared is absent)."""
+    return _require_7scenes()
+
+
+@pytest.fixture(scope="session")
+def seven_scenes(seven_scenes_dir: Path) -> dict[str, np.ndarray]:
+    """The 7-Scenes frames: rgb (N,480,640,3) uint8, depth_mm (N,480,640) uint16, poses (N,4,4), K (3,3)."""
+    import cv2
+
+    colors = sorted(seven_scenes_dir.glob("frame-*.color.png"))
+    rgb = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in colors])
+    depth = np.stack([cv2.imread(str(p).replace(".color.png", ".depth.png"), cv2.IMREAD_UNCHANGED) for p in colors])
+    poses = np.stack([np.loadtxt(str(p).replace(".color.png", ".pose.txt")) for p in colors])
+    k = np.loadtxt(seven_scenes_dir / "camera-intrinsics.txt")
+    return {"rgb": rgb, "depth_mm": depth, "poses": poses, "K": k}
