@@ -1,0 +1,31 @@
+"""`Frame`: one camera image with what is known about it; the unit every frame source yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """An RGB image with its time, camera and optional calibration and pose.
+
+    `rgb` is (H, W, 3) uint8. `stamp` is in seconds (ROS time or sequence time). `intrinsics` (3x3)
+    and `distortion` come from a CameraInfo when one was paired; `cam_to_world` (4x4, OpenCV axes)
+    from TF or ground truth when known.
+    """
+
+    rgb: np.ndarray
+    stamp: float
+    camera: str = "camera"
+    frame_id: str = ""
+    intrinsics: np.ndarray | None = None
+    distortion: np.ndarray | None = None
+    cam_to_world: np.ndarray | None = None
+    index: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the image."""
+        return self.rgb.shape[0], self.rgb.shape[1]
