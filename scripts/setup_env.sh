@@ -30,7 +30,7 @@ PIP=("$VENV/bin/python" -m pip install -q)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Everything below is skipped when the inputs did not change since the last successful run.
-INPUTS_HASH=$(cat "$0" setup.py scripts/requirements-ros.txt tools/tf2_msgs/* 2>/dev/null | sha256sum | cut -c1-16)
+INPUTS_HASH=$( { cat "$0" setup.py scripts/requirements-ros.txt; find tools/tf2_msgs -type f | sort | xargs cat; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$INPUTS_HASH" ] && "$VENV/bin/python" -c "import torch, rclpy, tf2_msgs.msg, fin3r_lib" 2>/dev/null; then
   log "environment up to date ($VENV)"
   exit 0
