@@ -26,7 +26,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-PIP=("$VENV/bin/python" -m pip install -q)
+# pip install, quiet, without the local-index "is ignored" warnings some machines print per package.
+pip_install() {
+  "$VENV/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Everything below is skipped when the inputs did not change since the last successful run.
@@ -40,16 +43,16 @@ fi
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   log "installing $TORCH_SPEC"
   # shellcheck disable=SC2086
-  "${PIP[@]}" $TORCH_SPEC
+  pip_install $TORCH_SPEC
 fi
 
 # 4. ROS 2 Kilted wheels and the build tools for tf2_msgs.
 log "installing ROS 2 wheels"
-"${PIP[@]}" -r scripts/requirements-ros.txt
+pip_install -r scripts/requirements-ros.txt
 
 # 5. This package, editable, with its extras.
 log "installing fin3r_ros (editable, extras train,test)"
-"${PIP[@]}" -e ".[train,test]"
+pip_install -e ".[train,test]"
 
 # 6. tf2_msgs from its interface files, unless it already imports.
 if ! "$VENV/bin/python" -c "import tf2_msgs.msg" 2>/dev/null; then
