@@ -14,7 +14,7 @@ STAMP=$VENV/.fin3r-setup-stamp
 log() { printf '[setup] %s\n' "$*"; }
 
 # 1. System library open3d needs (libusb-1.0).
-if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+if ! ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null; then
   log "installing libusb-1.0-0 (needed by open3d)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null

@@ -22,8 +22,8 @@ class PoseRetriever(nn.Module):
         super().__init__()
         self.value_dim = value_dim
         self.proj_q = nn.Linear(key_dim, value_dim)
-        self.masked_token = nn.Parameter(torch.zeros(1, 1, value_dim))
-        self.mem = nn.Parameter(torch.zeros(1, size, 2 * value_dim))
+        self.masked_token = nn.Parameter(torch.randn(1, 1, value_dim) * 0.2)
+        self.mem = nn.Parameter(torch.randn(1, size, 2 * value_dim) * 0.2)
         self.write_blocks = nn.ModuleList(DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth))
         self.read_blocks = nn.ModuleList(DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth))
 

@@ -26,7 +26,9 @@ def uv_grid(width: int, height: int, aspect_ratio: float, dtype: torch.dtype, de
     diag = (1 + aspect_ratio**2) ** 0.5
     span_x, span_y = aspect_ratio / diag, 1 / diag
     u = torch.linspace(-span_x * (width - 1) / width, span_x * (width - 1) / width, width, dtype=dtype, device=device)
-    v = torch.linspace(-span_y * (height - 1) / height, span_y * (height - 1) / height, height, dtype=dtype, device=device)
+    v = torch.linspace(
+        -span_y * (height - 1) / height, span_y * (height - 1) / height, height, dtype=dtype, device=device
+    )
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     return torch.stack([uu, vv], dim=-1)
 
@@ -111,8 +113,10 @@ class DPTHead(nn.Module):
         Frames go through in chunks of `frames_chunk_size` (None: all at once); outputs do not change.
         """
         s = tokens[self.layers[0]].shape[1]
-        chunk = s if not frames_chunk_size else frames_chunk_size
-        outs = [self._forward_frames(tokens, image_hw, patch_start_idx, i, min(i + chunk, s)) for i in range(0, s, chunk)]
+        chunk = frames_chunk_size or s
+        outs = [
+            self._forward_frames(tokens, image_hw, patch_start_idx, i, min(i + chunk, s)) for i in range(0, s, chunk)
+        ]
         if self.feature_only:
             return torch.cat(outs, dim=1), None
         return torch.cat([o[0] for o in outs], dim=1), torch.cat([o[1] for o in outs], dim=1)
