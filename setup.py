@@ -44,7 +44,6 @@ setup(
     maintainer_email="fin3r-ros@example.com",
     description="Fin3R-tuned VGGT / CUT3R 3D reconstruction for ROS 2, with the library to fine-tune it.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "reconstruct_node = fin3r_ros.reconstruct_node:main",
