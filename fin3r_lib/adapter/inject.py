@@ -47,6 +47,7 @@ def apply_adapter(
     config = AdapterConfig(rank, alpha)
     if adapter_layers(model):
         raise AdapterError(f"model {model.name or type(model).__name__} already has an adapter: {adapter_config(model)}")
+    targets = target_pattern(model)
     blocks = model.encoder_blocks()
     for i, block in enumerate(blocks):
         qkv = getattr(getattr(block, "attn", None), "qkv", None)
@@ -55,7 +56,7 @@ def apply_adapter(
                 f"encoder block {i} at {model.encoder_blocks_path}: expected an `attn.qkv` nn.Linear, "
                 f"got {type(qkv).__name__}"
             )
-    inject_adapter_in_model(lora_config(config, target_pattern(model)), model, adapter_name=ADAPTER_NAME)
+    inject_adapter_in_model(lora_config(config, targets), model, adapter_name=ADAPTER_NAME)
     if len(adapter_layers(model)) != len(blocks):
         raise AdapterError(f"adapter reached {len(adapter_layers(model))} of {len(blocks)} encoder blocks")
     return model

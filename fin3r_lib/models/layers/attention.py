@@ -37,7 +37,8 @@ class Attention(nn.Module):
         self.k_norm = nn.LayerNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.rope = rope
-        #: CroCo/CUT3R quirk: q and k are cast to fp16 before RoPE, even in fp32 runs
+        #: CroCo/CUT3R quirk: q and k are cast to fp16 before RoPE, even in fp32 runs (the rotation itself
+        #: is computed in fp32 and rounded to fp16, as the reference's CUDA RoPE kernel does)
         self.rope_in_fp16 = rope_in_fp16
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,10 +47,10 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
         if self.rope is not None and positions is not None:
-            if self.rope_in_fp16:
-                q, k = q.half(), k.half()
+            if self.rope_in_fp16:  # as the reference's CUDA kernel: round to fp16, rotate in fp32, round again
+                q, k = q.half().float(), k.half().float()
             q, k = self.rope(q, positions), self.rope(k, positions)
             if self.rope_in_fp16:
-                q, k = q.to(v.dtype), k.to(v.dtype)
+                q, k = q.half().to(v.dtype), k.half().to(v.dtype)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))

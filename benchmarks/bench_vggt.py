@@ -1,0 +1,113 @@
+"""VGGT inference time and peak memory, keeping only the decoder layers the heads read vs all layers.
+
+Each measurement runs in a fresh child process (so peaks do not mask each other): the child builds
+the model with random weights, runs one forward to measure the peak memory above what the model
+itself holds (CPU: peak RSS high-water mark minus RSS before the forward; CUDA: peak allocated
+minus allocated before), then times a second forward. Configurations:
+
+- `vggt-tiny` (4 decoder layers, all read by the heads): frames 1/2/4/8 at 518x392;
+- `tiny-24`: tiny widths with the release's 24 decoder layers and head layers 4/11/17/23, the
+  setting where keeping only the head layers matters (same frames);
+- `vggt-1b`: the release architecture in fp32, 1-2 frames (needs ~5 GB for the weights; `--no-full`
+  skips it).
+
+Prints one row per run and, per configuration and frame count, the ratio of peak memory keeping
+only the head layers to keeping all layers (target <= 0.5x at 8 frames for 24 layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+HEIGHT, WIDTH = 392, 518
+
+
+def _build(name: str):
+    from fin3r_lib.models import build_model
+    from fin3r_lib.models.vggt.config import VGGT_TINY
+    from fin3r_lib.models.vggt.model import VGGT
+
+    if name == "tiny-24":
+        return VGGT(dataclasses.replace(VGGT_TINY, depth=24, dpt_layers=(4, 11, 17, 23))).eval()
+    return build_model(name)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def child(name: str, frames: int, keep: str, device: str) -> dict:
+    """One measurement in this process: peak memory of the first forward, time of the second."""
+    torch.manual_seed(0)
+    model = _build(name).to(device)
+    if keep == "all":
+        model.keep_layers = None
+    images = torch.rand(1, frames, 3, HEIGHT, WIDTH, device=device)
+    cuda = device.startswith("cuda")
+    with torch.inference_mode():
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = _rss_bytes()
+        model(images)
+        if cuda:
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        start = time.perf_counter()
+        model(images)
+        if cuda:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    return {"model": name, "frames": frames, "keep": keep, "time_s": elapsed, "peak_bytes": peak}
+
+
+def run(name: str, frames: int, keep: str, device: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--full-frames", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-full", action="store_true", help="skip the full vggt-1b configuration")
+    parser.add_argument("--only", nargs="+", help="run only these configurations")
+    parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device)))
+        return
+    plan = [("vggt-tiny", args.frames), ("tiny-24", args.frames)]
+    if not args.no_full:
+        plan.append(("vggt-1b", args.full_frames))
+    if args.only:
+        plan = [p for p in plan if p[0] in args.only]
+    print(f"device {args.device}, images {HEIGHT}x{WIDTH}, torch threads {torch.get_num_threads()}")
+    print(f"{'model':>10} {'frames':>6} {'layers kept':>11} {'time s':>8} {'peak MB':>9}")
+    for name, frame_counts in plan:
+        for frames in frame_counts:
+            res = {keep: run(name, frames, keep, args.device) for keep in ("heads", "all")}
+            for keep, r in res.items():
+                print(f"{name:>10} {frames:>6} {keep:>11} {r['time_s']:>8.3f} {r['peak_bytes'] / 2**20:>9.1f}")
+            ratio = res["heads"]["peak_bytes"] / max(res["all"]["peak_bytes"], 1)
+            speed = res["all"]["time_s"] / res["heads"]["time_s"]
+            print(f"{name:>10} {frames:>6} peak memory heads/all = {ratio:.2f}x, time all/heads = {speed:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

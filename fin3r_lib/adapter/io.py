@@ -1,0 +1,230 @@
+"""Adapter files: the authors' PEFT-wrapped torch files and our own safetensors with metadata.
+
+Two layouts are read, both reduced to one LoRA (A, B) pair per encoder block:
+- the authors' (`vggt_lora.pth`): each encoder block's `attn` was wrapped by `get_peft_model`, so keys read
+  `{blocks}.{i}.attn.base_model.model.qkv.lora_A.default.weight`; the file may also hold the wrapped base
+  tensors (`...attn.base_model.model.qkv.base_layer.weight`, `...proj.weight`) and every other model key.
+  Their alpha is not stored; the released adapters use alpha = 8.
+- ours (`.safetensors`): PEFT state-dict keys without the adapter name
+  (`{blocks}.{i}.attn.qkv.lora_A.weight`), with metadata: format, version, base model, rank, alpha, targets.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from fin3r_lib.adapter.config import ADAPTER_NAME, DEFAULT_ALPHA, AdapterConfig, AdapterError
+from fin3r_lib.adapter.inject import adapter_config, apply_adapter, target_pattern
+from fin3r_lib.errors import CheckpointError
+from fin3r_lib.models.base import ReconstructionModel
+from fin3r_lib.models.checkpoint import read_state_dict, strip_prefix
+
+FORMAT = "fin3r-adapter"
+FORMAT_VERSION = 1
+#: alpha of the authors' released adapters (their files do not store it)
+AUTHORS_ALPHA = DEFAULT_ALPHA
+
+_AUTHORS_KEY = re.compile(r"(?P<blocks>.+)\.(?P<i>\d+)\.attn\.base_model\.model\.qkv\.lora_(?P<ab>[AB])\.[^.]+\.weight")
+_OUR_KEY = re.compile(r"(?P<blocks>.+)\.(?P<i>\d+)\.attn\.qkv\.lora_(?P<ab>[AB])\.weight")
+_WRAPPER = ".base_model.model."
+
+
+@dataclass
+class AdapterFile:
+    """An adapter file reduced to its parts: LoRA pairs per block and what the file says about itself."""
+
+    blocks_path: str
+    lora: dict[int, dict[str, torch.Tensor]]  # block index -> {"A": (r, dim), "B": (3*dim, r)}
+    alpha: float
+    base_model: str = ""
+    base_tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # authors' layout: other keys, unwrapped
+
+    @property
+    def rank(self) -> int:
+        return int(next(iter(self.lora.values()))["A"].shape[0])
+
+
+def save_adapter(model: ReconstructionModel, path: str | Path) -> Path:
+    """Write the model's adapter (LoRA tensors only) as safetensors with metadata; returns the path."""
+    config = adapter_config(model)
+    if config is None:
+        raise AdapterError(f"model {model.name or type(model).__name__} has no adapter to save")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise AdapterError(f"adapter file: expected a .safetensors path, got {path.name!r}")
+    state = get_peft_model_state_dict(model, adapter_name=ADAPTER_NAME)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "base_model": model.name,
+        "rank": str(config.rank),
+        "alpha": repr(float(config.alpha)),
+        "target_modules": target_pattern(model),
+        "num_blocks": str(len(model.encoder_blocks())),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_adapter(model: ReconstructionModel, path: str | Path) -> ReconstructionModel:
+    """Load an adapter file (ours or the authors') into `model`, applying the adapter first if needed.
+
+    Checks that the file targets this model's encoder blocks, covers every block with one rank, and
+    matches an adapter already applied (rank, alpha); any mismatch raises AdapterError. Base tensors the
+    file carries are compared with the model's and a warning gives the largest difference. Returns `model`.
+    """
+    adapter = read_adapter_file(path)
+    check_compatible(model, adapter, path)
+    config = AdapterConfig(adapter.rank, adapter.alpha)
+    current = adapter_config(model)
+    if current is None:
+        apply_adapter(model, config.rank, config.alpha)
+    elif current != config:
+        raise AdapterError(
+            f"adapter file {path}: rank {config.rank}, alpha {config.alpha} does not match the adapter already "
+            f"applied to the model (rank {current.rank}, alpha {current.alpha})"
+        )
+    state = {
+        f"{adapter.blocks_path}.{i}.attn.qkv.lora_{ab}.weight": tensor
+        for i, pair in adapter.lora.items()
+        for ab, tensor in pair.items()
+    }
+    result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER_NAME)
+    if result.unexpected_keys:
+        raise AdapterError(f"adapter file {path}: keys the model does not have: {result.unexpected_keys[:4]}")
+    if adapter.base_tensors:
+        _warn_on_base_difference(model, adapter.base_tensors, path)
+    return model
+
+
+def read_adapter_file(path: str | Path) -> AdapterFile:
+    """Read and parse an adapter file of either layout (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdapterError(f"adapter file not found: {path}")
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") == FORMAT:
+                return _parse_ours({k: f.get_tensor(k) for k in f.keys()}, metadata, path)  # noqa: SIM118
+    try:
+        state = strip_prefix(read_state_dict(path))
+    except CheckpointError as exc:
+        raise AdapterError(f"cannot read adapter file {path}: {exc}") from exc
+    return _parse_authors(state, path)
+
+
+def _parse_ours(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], path: Path) -> AdapterFile:
+    version = int(metadata.get("format_version", "0"))
+    if version != FORMAT_VERSION:
+        raise AdapterError(f"adapter file {path}: format version {version}, this library reads {FORMAT_VERSION}")
+    blocks_path, lora = _group_lora(state, _OUR_KEY, path)
+    adapter = AdapterFile(blocks_path, lora, float(metadata["alpha"]), metadata.get("base_model", ""))
+    if str(adapter.rank) != metadata.get("rank"):
+        raise AdapterError(f"adapter file {path}: metadata says rank {metadata.get('rank')}, tensors have {adapter.rank}")
+    return adapter
+
+
+def _parse_authors(state: Mapping[str, torch.Tensor], path: Path) -> AdapterFile:
+    lora_keys = {k for k in state if _AUTHORS_KEY.fullmatch(k)}
+    if not lora_keys:
+        raise AdapterError(
+            f"adapter file {path}: expected LoRA keys like "
+            f"'<blocks>.<i>.attn.base_model.model.qkv.lora_A.default.weight' or our safetensors format, "
+            f"found none among {len(state)} keys (e.g. {sorted(state)[:3]})"
+        )
+    blocks_path, lora = _group_lora({k: state[k] for k in lora_keys}, _AUTHORS_KEY, path)
+    base = {
+        k.replace(_WRAPPER, ".").replace(".base_layer.", "."): v
+        for k, v in state.items()
+        if k not in lora_keys and ".lora_" not in k
+    }
+    return AdapterFile(blocks_path, lora, AUTHORS_ALPHA, base_tensors=base)
+
+
+def _group_lora(
+    state: Mapping[str, torch.Tensor], pattern: re.Pattern[str], path: Path
+) -> tuple[str, dict[int, dict[str, torch.Tensor]]]:
+    """Group LoRA tensors by block; one blocks path, each block with both A and B of one rank."""
+    lora: dict[int, dict[str, torch.Tensor]] = {}
+    prefixes: set[str] = set()
+    for key, tensor in state.items():
+        m = pattern.fullmatch(key)
+        if m is None:
+            raise AdapterError(f"adapter file {path}: unexpected key {key!r}")
+        prefixes.add(m["blocks"])
+        lora.setdefault(int(m["i"]), {})[m["ab"]] = tensor
+    if len(prefixes) != 1:
+        raise AdapterError(f"adapter file {path}: expected LoRA tensors under one blocks path, got {sorted(prefixes)}")
+    ranks = set()
+    for i, pair in sorted(lora.items()):
+        if set(pair) != {"A", "B"} or pair["A"].ndim != 2 or pair["B"].ndim != 2:
+            raise AdapterError(f"adapter file {path}: block {i} needs a 2-D lora_A and lora_B, got {sorted(pair)}")
+        ranks.update({pair["A"].shape[0], pair["B"].shape[1]})
+    if len(ranks) != 1:
+        raise AdapterError(f"adapter file {path}: expected one LoRA rank in every block, got ranks {sorted(ranks)}")
+    return prefixes.pop(), lora
+
+
+def check_compatible(model: ReconstructionModel, adapter: AdapterFile, path: str | Path) -> None:
+    """Raise AdapterError unless `adapter` fits the model's encoder: same blocks path, every block, shapes."""
+    name = model.name or type(model).__name__
+    if adapter.blocks_path != model.encoder_blocks_path:
+        raise AdapterError(
+            f"adapter file {path} is for another model: its LoRA sits on '{adapter.blocks_path}.<i>.attn.qkv', "
+            f"model {name} has its encoder blocks at '{model.encoder_blocks_path}'"
+        )
+    if adapter.base_model and model.name and adapter.base_model != model.name:
+        raise AdapterError(f"adapter file {path} was trained on {adapter.base_model}, the model is {model.name}")
+    blocks = model.encoder_blocks()
+    expected = set(range(len(blocks)))
+    if set(adapter.lora) != expected:
+        missing, extra = sorted(expected - set(adapter.lora)), sorted(set(adapter.lora) - expected)
+        raise AdapterError(
+            f"adapter file {path} does not fit model {name} ({len(blocks)} encoder blocks): "
+            f"missing blocks {missing}, blocks the model does not have {extra}"
+        )
+    dim = blocks[0].attn.qkv.in_features
+    rank = adapter.rank
+    for i, pair in sorted(adapter.lora.items()):
+        if tuple(pair["A"].shape) != (rank, dim) or tuple(pair["B"].shape) != (3 * dim, rank):
+            raise AdapterError(
+                f"adapter file {path} does not fit model {name} (width {dim}): block {i} has lora_A "
+                f"{tuple(pair['A'].shape)} and lora_B {tuple(pair['B'].shape)}, expected ({rank}, {dim}) and "
+                f"({3 * dim}, {rank})"
+            )
+
+
+def _warn_on_base_difference(model: ReconstructionModel, base: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Warn when base tensors stored with an adapter differ from the model's (largest difference)."""
+    own = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
+    differing: list[tuple[float, str]] = []
+    for key, tensor in base.items():
+        mine = own.get(key)
+        if mine is None or mine.is_meta:
+            continue
+        if mine.shape != tensor.shape:
+            differing.append((float("inf"), key))
+            continue
+        diff = (mine.detach().double().cpu() - tensor.double()).abs().max().item() if tensor.numel() else 0.0
+        if diff > 0:
+            differing.append((diff, key))
+    if differing:
+        worst, key = max(differing)
+        warnings.warn(
+            f"adapter file {path}: {len(differing)} base tensors differ from the loaded model "
+            f"(max abs difference {worst:.3g} in {key}); the adapter was trained on other base weights",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,463 @@
+"""Robot logs in: camera frames with calibration and TF poses from rosbag2 (MCAP, sqlite3) and ROS 1 bags.
+
+Reading goes through `rosbags` (`AnyReader`), so no ROS install is needed. Every image of the chosen
+`sensor_msgs/Image` and `CompressedImage` topics becomes a `Frame`, paired with the latest `CameraInfo`
+of its camera (`NS/camera_info` beside `NS/image_raw` or `NS/image_raw/compressed`) and, when the bag
+holds `/tf` and `/tf_static`, with the pose of its optical frame (`header.frame_id`, OpenCV axes by
+REP 103) in a fixed frame, interpolated at the image stamp. Images decode on a thread pool, in order.
+
+A bag that `rosbags` cannot open (a crashed recorder's truncated MCAP or sqlite3 file) is read from a
+recovered copy of its readable part; each file's `ReadReport` says how many messages were lost and where.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.image import ImageError, message_to_cvimage
+from rosbags.rosbag1 import ReaderError as Reader1Error
+from rosbags.rosbag2 import Reader as Reader2
+from rosbags.rosbag2 import ReaderError as Reader2Error
+from rosbags.typesys import Stores, get_typestore
+
+from fin3r_lib.data.bag_recovery import recover_mcap, recover_sqlite3
+from fin3r_lib.data.frame import Frame
+from fin3r_lib.data.tf_buffer import TfBuffer, TfError
+from fin3r_lib.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+# What reading a damaged file can raise mid-iteration (rosbags' own errors, short reads, bad lengths).
+_READ_ERRORS = (AnyReaderError, Reader1Error, Reader2Error, OSError, ValueError, struct.error, EOFError)
+_OPEN_ERRORS = (AnyReaderError, Reader1Error, Reader2Error, OSError)
+
+
+class BagError(InputError):
+    """A bag could not be read, or does not hold what was asked of it."""
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic of a bag: name, message type (`pkg/msg/Name`) and message count."""
+
+    topic: str
+    msgtype: str
+    count: int
+
+
+@dataclass
+class ReadReport:
+    """What reading one bag gave: counts, and where reading stopped when the file is damaged.
+
+    `messages` is what the bag says it holds (None when unknown); `readable` what could be read back;
+    `lost` the difference plus messages of the read topics that failed mid-iteration or to decode.
+    """
+
+    path: str
+    messages: int | None = None
+    readable: int = 0
+    frames: int = 0
+    unposed: int = 0
+    outside_range: int = 0
+    lost: int | None = 0
+    stopped_at: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def damaged(self) -> bool:
+        """True when messages were lost or reading stopped early."""
+        return bool(self.lost) or bool(self.stopped_at) or bool(self.errors)
+
+    def __str__(self) -> str:
+        total = "unknown" if self.messages is None else str(self.messages)
+        lost = "unknown" if self.lost is None else str(self.lost)
+        where = f"; stopped at {', '.join(self.stopped_at)}" if self.stopped_at else ""
+        errors = f"; errors: {' | '.join(self.errors[:3])}" if self.errors else ""
+        return f"{self.path}: {self.readable} of {total} messages readable, {lost} lost{where}{errors}"
+
+    def add_lost(self, count: int) -> None:
+        self.lost = None if self.lost is None else self.lost + count
+
+
+def _typestore(store: Stores | None):
+    return get_typestore(store or Stores.LATEST)
+
+
+def _storage_files(bag: Path) -> tuple[list[Path], dict[Path, int]]:
+    """Storage files of a rosbag2 directory and their message counts from metadata.yaml (when present)."""
+    meta = bag / "metadata.yaml"
+    if not meta.is_file():
+        return sorted(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")), {}
+    info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+    files = [bag / name for name in info.get("relative_file_paths", [])]
+    counts = {bag / f["path"]: int(f["message_count"]) for f in info.get("files", []) if "message_count" in f}
+    return files, counts
+
+
+def _opens(path: Path) -> bool:
+    try:
+        with Reader2(path):
+            return True
+    except (Reader2Error, OSError, ValueError):
+        return False
+
+
+def _recover(path: Path, workdir: Path) -> tuple[list[Path], ReadReport]:
+    """Paths for `AnyReader` with recovered copies (in `workdir`) in place of unreadable storage files."""
+    report = ReadReport(str(path))
+    files, counts = _storage_files(path) if path.is_dir() else ([path], {})
+    if len(counts) == len(files) and files:
+        report.messages = sum(counts.values())
+    readable: list[Path] = []
+    for f in files:
+        if _opens(f):
+            readable.append(f)
+            continue
+        copy = workdir / f"{len(readable)}_{f.name}"
+        if f.suffix == ".mcap":
+            recovered = recover_mcap(f, copy)
+        elif f.suffix == ".db3":
+            recovered = recover_sqlite3(f, copy, counts.get(f))
+        else:
+            raise BagError(f"{f}: unknown storage format {f.suffix!r}; expected .mcap, .db3 or a ROS 1 .bag")
+        report.stopped_at.append(f"{f.name}: {recovered.where}")
+        readable.append(recovered.path)
+    return readable, report
+
+
+def _opened(files: list[Path], typestore: Stores | None) -> AnyReader:
+    reader = AnyReader(files, default_typestore=_typestore(typestore))
+    reader.open()
+    return reader
+
+
+@contextmanager
+def open_bag(path: str | Path, typestore: Stores | None = None) -> Iterator[tuple[AnyReader, ReadReport]]:
+    """Open one bag (rosbag2 directory, .mcap / .db3 file, or ROS 1 .bag) for reading, recovering a damaged one.
+
+    `typestore` names the message definitions used when the bag embeds none (default: the latest distro).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag not found: {path} (expected a rosbag2 directory, a .mcap / .db3 file or a .bag file)")
+    with tempfile.TemporaryDirectory(prefix="fin3r-bag-") as tmp:
+        try:
+            reader, report = _opened([path], typestore), ReadReport(str(path))
+        except _OPEN_ERRORS as exc:
+            if path.suffix == ".bag":
+                raise BagError(f"cannot read ROS 1 bag {path}: {exc} (a damaged .bag needs `rosbag reindex`)") from exc
+            files, report = _recover(path, Path(tmp))
+            try:
+                reader = _opened(files, typestore)
+            except _OPEN_ERRORS as exc2:
+                raise BagError(f"cannot read bag {path}: {exc2}") from exc2
+        try:
+            report.readable = reader.message_count
+            if report.messages is None and not report.stopped_at:
+                report.messages = reader.message_count
+            report.lost = None if report.messages is None else report.messages - report.readable
+            yield reader, report
+        finally:
+            reader.close()
+
+
+def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
+def list_topics(paths: str | Path | Iterable[str | Path], typestore: Stores | None = None) -> list[TopicInfo]:
+    """Topics of one or several bags with their types and message counts (summed over bags), by name."""
+    counts: dict[tuple[str, str], int] = {}
+    for path in _as_paths(paths):
+        with open_bag(path, typestore) as (reader, _):
+            for conn in reader.connections:
+                key = (conn.topic, conn.msgtype)
+                counts[key] = counts.get(key, 0) + conn.msgcount
+    return [TopicInfo(t, m, n) for (t, m), n in sorted(counts.items())]
+
+
+@dataclass(frozen=True)
+class _Stream:
+    topic: str
+    camera: str
+    info_topic: str
+
+
+def camera_namespace(topic: str, msgtype: str) -> str:
+    """The camera's namespace of an image topic: `/cam` for `/cam/image_raw` and `/cam/image_raw/compressed`."""
+    base = topic[: -len("/compressed")] if msgtype == COMPRESSED_IMAGE and topic.endswith("/compressed") else topic
+    return base.rsplit("/", 1)[0]
+
+
+def _streams(reader: AnyReader, path: Path, topics: Sequence[str] | None) -> dict[str, _Stream]:
+    types = {c.topic: c.msgtype for c in reader.connections}
+    images = sorted(t for t, m in types.items() if m in IMAGE_TYPES)
+    if topics:
+        missing = [t for t in topics if t not in images]
+        if missing:
+            raise BagError(
+                f"image topic(s) {missing} not in {path}; image topics present: {images or 'none'}"
+                f" (Image or CompressedImage; all topics: {sorted(types)})"
+            )
+        chosen = list(topics)
+    else:  # every colour stream once: no depth, no /compressed twin of a raw topic
+        chosen = [
+            t
+            for t in images
+            if "depth" not in t.lower() and not (t.endswith("/compressed") and t[: -len("/compressed")] in images)
+        ]
+        if not chosen:
+            raise BagError(f"no camera image topic in {path}; image topics present: {images or 'none'}")
+    spaces = {t: camera_namespace(t, types[t]) for t in chosen}
+    names = list(spaces.values())
+    return {
+        t: _Stream(t, (ns if names.count(ns) == 1 else t).strip("/") or "camera", f"{ns}/camera_info")
+        for t, ns in spaces.items()
+    }
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    K: np.ndarray | None
+    distortion: np.ndarray | None
+
+
+def _calibration(msg) -> _Calibration:
+    """K and distortion of a CameraInfo (ROS 2 lower-case or ROS 1 upper-case fields); K None if all zero."""
+    k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64).reshape(3, 3)
+    d = np.asarray(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
+    return _Calibration(None if not k.any() else k, d.copy())
+
+
+def _stamp(header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+@dataclass
+class _Decoded:
+    stamp: float
+    frame_id: str
+    rgb: np.ndarray | None
+    error: str = ""
+
+
+def _decode(reader: AnyReader, raw: bytes, msgtype: str, topic: str) -> _Decoded:
+    """Deserialize an image message and convert it to RGB uint8 (runs on the decode pool)."""
+    msg = reader.deserialize(raw, msgtype)
+    try:
+        rgb = message_to_cvimage(msg, "rgb8")
+    except ImageError as exc:
+        encoding = getattr(msg, "encoding", getattr(msg, "format", "?"))
+        raise BagError(f"{topic}: cannot convert {encoding!r} images to RGB ({exc})") from exc
+    except (AssertionError, ValueError) as exc:  # a corrupted compressed payload
+        return _Decoded(_stamp(msg.header), msg.header.frame_id, None, f"{topic}: undecodable image: {exc}")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3:
+        raise BagError(f"{topic}: expected a colour uint8 image, got {rgb.dtype} {rgb.shape}")
+    if not rgb.flags.writeable or not rgb.flags.c_contiguous:
+        rgb = np.ascontiguousarray(rgb).copy()
+    return _Decoded(_stamp(msg.header), msg.header.frame_id, rgb)
+
+
+@dataclass
+class _Pending:
+    future: Future
+    stream: _Stream
+    index: int
+    calibration: _Calibration | None
+
+
+class _FrameAssembler:
+    """Pairs decoded images with calibration and TF poses, releasing frames in bag order when complete."""
+
+    def __init__(self, info_topics: set[str], tf_topics: set[str], fixed_frame, tf_wait: float, report):
+        self.info_topics, self.has_tf, self.dynamic_tf = info_topics, bool(tf_topics), "/tf" in tf_topics
+        self.fixed_frame, self.tf_wait, self.report = fixed_frame, tf_wait, report
+        self.tf = TfBuffer()
+        self.newest_tf = -np.inf
+        self.calibrations: dict[str, _Calibration] = {}
+        self.pending: deque[_Pending] = deque()
+
+    def add_tf(self, msg, static: bool) -> None:
+        self.tf.add_message(msg, static)
+        if not static and msg.transforms:
+            self.newest_tf = max(self.newest_tf, max(_stamp(t.header) for t in msg.transforms))
+
+    def pose(self, frame_id: str, stamp: float, final: bool) -> tuple[bool, np.ndarray | None]:
+        """(ready, camera-to-fixed pose or None)."""
+        if not self.has_tf or not frame_id:
+            return True, None
+        if self.dynamic_tf and not final and self.newest_tf < stamp:  # TF has not caught up with the image
+            return False, None
+        try:
+            fixed = self.fixed_frame or self.tf.root(frame_id)
+            return True, self.tf.lookup(fixed, frame_id, stamp)
+        except TfError as exc:
+            if final or not self.dynamic_tf or stamp < self.newest_tf - self.tf_wait:
+                if len(self.report.errors) < 5:
+                    self.report.errors.append(f"no pose: {exc}")
+                return True, None
+            return False, None
+
+    def release(self, final: bool, max_pending: int) -> Iterator[Frame]:
+        """Frames at the front of the queue whose image, calibration and pose are known."""
+        while self.pending:
+            item = self.pending[0]
+            if not final and not item.future.done() and len(self.pending) <= max_pending:
+                return
+            decoded: _Decoded = item.future.result()
+            calibration = item.calibration or self.calibrations.get(item.stream.camera)
+            if calibration is None and item.stream.info_topic in self.info_topics and not final:
+                return
+            ready, pose = self.pose(decoded.frame_id, decoded.stamp, final)
+            if not ready:
+                return
+            self.pending.popleft()
+            if decoded.rgb is None:
+                self.report.add_lost(1)
+                self.report.errors.append(decoded.error)
+                continue
+            self.report.frames += 1
+            self.report.unposed += int(self.has_tf and pose is None)
+            yield Frame(
+                rgb=decoded.rgb,
+                stamp=decoded.stamp,
+                camera=item.stream.camera,
+                frame_id=decoded.frame_id,
+                intrinsics=None if calibration is None else calibration.K,
+                distortion=None if calibration is None else calibration.distortion,
+                cam_to_world=pose,
+                index=item.index,
+            )
+
+
+class _Inline:
+    """Executor stand-in that runs each task at once in the calling thread (`workers=0`)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _bag_frames(
+    reader: AnyReader,
+    report: ReadReport,
+    path: Path,
+    topics: Sequence[str] | None,
+    fixed_frame: str | None,
+    time_range: tuple[float | None, float | None],
+    pool: ThreadPoolExecutor | _Inline,
+    max_pending: int,
+    tf_wait: float,
+) -> Iterator[Frame]:
+    streams = _streams(reader, path, topics)
+    by_info = {s.info_topic: s for s in streams.values()}
+    info_topics = {
+        c.topic for c in reader.connections if c.topic in by_info and c.msgtype == CAMERA_INFO and c.msgcount
+    }
+    tf_topics = {c.topic for c in reader.connections if c.topic in ("/tf", "/tf_static") and c.msgtype == TF_MESSAGE}
+    asm = _FrameAssembler(info_topics, tf_topics, fixed_frame, tf_wait, report)
+    wanted = [c for c in reader.connections if c.topic in streams or c.topic in info_topics or c.topic in tf_topics]
+    t0 = reader.start_time
+    lo = None if time_range[0] is None else t0 + int(time_range[0] * 1e9)
+    hi = None if time_range[1] is None else t0 + int(time_range[1] * 1e9)
+    counters = dict.fromkeys(streams, 0)
+    info_tails: dict[str, bytes] = {}  # CameraInfo bytes after the stamp (CDR and ROS 1 alike), per topic
+    expected, seen = sum(c.msgcount for c in wanted), 0
+    messages = reader.messages(connections=wanted)
+    while True:
+        try:
+            conn, log_ns, raw = next(messages)
+        except StopIteration:
+            break
+        except _READ_ERRORS as exc:
+            report.stopped_at.append(f"message {seen} of {expected} on the read topics ({exc})")
+            report.add_lost(expected - seen)
+            break
+        seen += 1
+        if conn.topic in streams:
+            if (lo is not None and log_ns < lo) or (hi is not None and log_ns > hi):
+                report.outside_range += 1
+                continue
+            stream = streams[conn.topic]
+            future = pool.submit(_decode, reader, raw, conn.msgtype, conn.topic)
+            asm.pending.append(_Pending(future, stream, counters[conn.topic], asm.calibrations.get(stream.camera)))
+            counters[conn.topic] += 1
+        else:
+            if conn.topic in info_tails and raw[12:] == info_tails[conn.topic]:
+                continue  # the same CameraInfo again: only the header stamp (and ROS 1 seq) changed
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+            except AnyReaderError as exc:
+                report.add_lost(1)
+                report.errors.append(f"{conn.topic}: undecodable message: {exc}")
+                continue
+            if conn.topic in tf_topics:
+                asm.add_tf(msg, static=conn.topic == "/tf_static")
+            else:
+                asm.calibrations[by_info[conn.topic].camera] = _calibration(msg)
+                info_tails[conn.topic] = bytes(raw[12:])
+        yield from asm.release(final=False, max_pending=max_pending)
+    if fixed_frame and tf_topics and fixed_frame.lstrip("/") not in asm.tf.frames:
+        raise BagError(f"fixed frame {fixed_frame!r} is not in the TF tree of {path}; frames: {sorted(asm.tf.frames)}")
+    yield from asm.release(final=True, max_pending=max_pending)
+
+
+def iter_bag_frames(
+    paths: str | Path | Iterable[str | Path],
+    topics: Sequence[str] | None = None,
+    *,
+    fixed_frame: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    workers: int | None = None,
+    typestore: Stores | None = None,
+    reports: list[ReadReport] | None = None,
+    tf_wait: float = 1.0,
+) -> Iterator[Frame]:
+    """Frames of the image `topics` (default: every colour image topic) of each bag, bag after bag.
+
+    `fixed_frame`: frame the poses are expressed in (default: the root of the camera's TF tree).
+    `start` / `end`: seconds from the start of each bag (log time); images outside are skipped undecoded.
+    `workers`: decode threads (default: up to 4, one per core; 0 decodes in the calling thread).
+    `typestore`: definitions for bags that embed none. `reports`: receives one `ReadReport` per bag
+    (appended as the bag is opened, complete once its frames are exhausted). `tf_wait`: seconds of TF
+    an image waits for before it goes unposed.
+    """
+    workers = max(1, min(4, os.cpu_count() or 1)) if workers is None else workers
+    with ThreadPoolExecutor(workers, thread_name_prefix="fin3r-decode") if workers > 0 else _Inline() as pool:
+        for path in _as_paths(paths):
+            with open_bag(path, typestore) as (reader, report):
+                if reports is not None:
+                    reports.append(report)
+                yield from _bag_frames(
+                    reader, report, path, topics, fixed_frame, (start, end), pool, 4 * max(workers, 1), tf_wait
+                )
+            if report.damaged:
+                log.warning("damaged bag: %s", report)

@@ -1,0 +1,134 @@
+"""Readable copies of truncated or corrupted rosbag2 storage files (MCAP, sqlite3), for `rosbags` to read.
+
+A recorder that crashed leaves an MCAP file without its summary and footer, or a sqlite3 file cut
+mid-page; `rosbags` refuses both at open. These functions copy what is still readable into a new,
+well-formed file: MCAP records up to the first incomplete one (then a data-end record and a footer
+without summary, which `rosbags` reads by scanning), sqlite3 tables row by row (each message row by
+its id, so rows after an unreadable page are still found).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+# Records allowed in an MCAP data section: schema, channel, message, chunk, message index, attachment, metadata.
+_MCAP_DATA_OPS = {0x03, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0C}
+_SQLITE_HEADER = b"SQLite format 3\x00"
+# Probing message ids stops after this many unreadable ids in a row when the expected count is unknown.
+_SQLITE_MAX_MISSES = 1024
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """Where the readable part of a storage file ends: `where` in words, for the loss report."""
+
+    path: Path
+    where: str
+
+
+def recover_mcap(src: Path, dst: Path) -> Recovered:
+    """Copy the complete data records of MCAP `src` into a well-formed MCAP `dst`."""
+    size = src.stat().st_size
+    with src.open("rb") as f, dst.open("wb") as out:
+        start = end = _mcap_data_start(f, size)
+        while end + 9 <= size:
+            f.seek(end)
+            op = f.read(1)[0]
+            (length,) = struct.unpack("<Q", f.read(8))
+            if op not in _MCAP_DATA_OPS or end + 9 + length > size:
+                break
+            end += 9 + length
+        out.write(MCAP_MAGIC + bytes([0x01]) + struct.pack("<QI", 12, 4) + b"ros2" + struct.pack("<I", 0))
+        f.seek(start)
+        _copy_bytes(f, out, end - start)
+        out.write(bytes([0x0F]) + struct.pack("<QI", 4, 0))  # data end, no crc
+        out.write(bytes([0x02]) + struct.pack("<QQQI", 20, 0, 0, 0))  # footer: no summary
+        out.write(MCAP_MAGIC)
+    return Recovered(dst, f"byte offset {end} of {size}")
+
+
+def _mcap_data_start(f, size: int) -> int:
+    """Offset just after the header record of an MCAP file (0 when magic or header are unreadable)."""
+    if f.read(8) != MCAP_MAGIC or size < 17 or f.read(1) != b"\x01":
+        return 0
+    (length,) = struct.unpack("<Q", f.read(8))
+    return 17 + length if 17 + length <= size else 0
+
+
+def _copy_bytes(src, dst, count: int, block: int = 1 << 24) -> None:
+    while count > 0:
+        chunk = src.read(min(block, count))
+        if not chunk:
+            return
+        dst.write(chunk)
+        count -= len(chunk)
+
+
+def recover_sqlite3(src: Path, dst: Path, expected: int | None) -> Recovered:
+    """Copy every readable row of rosbag2 sqlite3 `src` into a new database `dst`.
+
+    `expected` is the message count from metadata.yaml when known; it bounds the id probing.
+    """
+    padded = dst.with_suffix(".padded")
+    shutil.copyfile(src, padded)
+    _pad_to_header_size(padded)
+    try:
+        source = sqlite3.connect(f"file:{padded}?mode=ro", uri=True)
+        target = sqlite3.connect(dst)
+        tables = source.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        for name, sql in tables:
+            target.execute(sql)
+            if name != "messages":
+                rows = source.execute(f'SELECT * FROM "{name}"').fetchall()
+                if rows:
+                    target.executemany(f'INSERT INTO "{name}" VALUES ({",".join("?" * len(rows[0]))})', rows)
+        first_bad = _copy_messages(source, target, expected)
+        target.commit()
+        target.close()
+        source.close()
+    finally:
+        padded.unlink(missing_ok=True)
+    if first_bad is None:
+        return Recovered(dst, "no unreadable row")
+    unknown = "" if expected is not None else " (the file's message count is unknown)"
+    return Recovered(dst, f"message id {first_bad}{unknown}")
+
+
+def _pad_to_header_size(path: Path) -> None:
+    """Zero-fill a cut sqlite3 file to the page count its header states, so sqlite opens it."""
+    with path.open("r+b") as f:
+        header = f.read(100)
+        if len(header) < 100 or not header.startswith(_SQLITE_HEADER):
+            return
+        (page_size,) = struct.unpack(">H", header[16:18])
+        page_size = 65536 if page_size == 1 else page_size
+        (pages,) = struct.unpack(">I", header[28:32])
+        f.seek(0, 2)
+        if f.tell() < pages * page_size:
+            f.truncate(pages * page_size)
+
+
+def _copy_messages(source: sqlite3.Connection, target: sqlite3.Connection, expected: int | None) -> int | None:
+    """Copy message rows by id; returns the first id that could not be read (None if none)."""
+    first_missing: int | None = None
+    misses, msg_id = 0, 0
+    while msg_id < expected if expected is not None else misses < _SQLITE_MAX_MISSES:
+        msg_id += 1
+        try:
+            row = source.execute("SELECT * FROM messages WHERE id = ?", (msg_id,)).fetchone()
+        except sqlite3.DatabaseError:
+            row = None
+        if row is None:
+            misses += 1
+            first_missing = msg_id if first_missing is None else first_missing
+            continue
+        misses = 0
+        target.execute(f"INSERT INTO messages VALUES ({','.join('?' * len(row))})", row)
+    return first_missing

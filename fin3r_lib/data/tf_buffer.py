@@ -1,0 +1,153 @@
+"""A small TF tree for bag replay: static and time-stamped transforms, looked up with interpolation.
+
+Each child frame has one parent (a tree, as in tf2). Dynamic edges are interpolated at the query time
+(slerp for rotation, lerp for translation); static edges hold at every time. ROS quaternions come in
+(x, y, z, w) order and are converted to transforms3d's (w, x, y, z) in `xyzw_to_wxyz`, the one place.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+import transforms3d
+
+from fin3r_lib.errors import InputError
+
+
+class TfError(InputError):
+    """A transform could not be looked up: unknown or unconnected frames, or a time outside the samples."""
+
+
+def xyzw_to_wxyz(q_xyzw) -> np.ndarray:
+    """A ROS (x, y, z, w) quaternion as a transforms3d (w, x, y, z) array."""
+    x, y, z, w = (float(v) for v in q_xyzw)
+    return np.array([w, x, y, z])
+
+
+def matrix_from(translation, q_wxyz: np.ndarray) -> np.ndarray:
+    """4x4 float64 transform from a translation (3,) and a unit (w, x, y, z) quaternion."""
+    m = np.eye(4)
+    m[:3, :3] = transforms3d.quaternions.quat2mat(q_wxyz)
+    m[:3, 3] = np.asarray(translation, dtype=np.float64)
+    return m
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, s: float) -> np.ndarray:
+    """Spherical interpolation of unit (w, x, y, z) quaternions, shortest path, s in [0, 1]."""
+    dot = float(np.dot(q0, q1))
+    if dot < 0.0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:  # nearly parallel: normalized lerp is exact to float precision
+        q = q0 + s * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = np.arccos(dot)
+    return (np.sin((1.0 - s) * theta) * q0 + np.sin(s * theta) * q1) / np.sin(theta)
+
+
+@dataclass
+class _Edge:
+    """Samples of one parent -> child transform (a single sample with stamp None when static)."""
+
+    parent: str
+    static: bool
+    stamps: list[float] = field(default_factory=list)
+    translations: list[np.ndarray] = field(default_factory=list)
+    quats: list[np.ndarray] = field(default_factory=list)  # (w, x, y, z)
+
+    def add(self, stamp: float, translation, q_wxyz: np.ndarray) -> None:
+        if self.static:
+            self.stamps, self.translations, self.quats = [stamp], [np.asarray(translation, float)], [q_wxyz]
+            return
+        i = bisect.bisect_right(self.stamps, stamp)
+        if i > 0 and self.stamps[i - 1] == stamp:  # a repeated sample replaces the earlier one
+            self.translations[i - 1], self.quats[i - 1] = np.asarray(translation, float), q_wxyz
+            return
+        self.stamps.insert(i, stamp)
+        self.translations.insert(i, np.asarray(translation, float))
+        self.quats.insert(i, q_wxyz)
+
+    def at(self, stamp: float, child: str, tolerance: float) -> np.ndarray:
+        """parent <- child transform at `stamp` (seconds)."""
+        if self.static:
+            return matrix_from(self.translations[0], self.quats[0])
+        ts = self.stamps
+        i = bisect.bisect_left(ts, stamp)
+        if i < len(ts) and abs(ts[i] - stamp) <= tolerance:
+            return matrix_from(self.translations[i], self.quats[i])
+        if i > 0 and abs(ts[i - 1] - stamp) <= tolerance:
+            return matrix_from(self.translations[i - 1], self.quats[i - 1])
+        if i == 0 or i == len(ts):
+            raise TfError(
+                f"{self.parent} -> {child}: time {stamp:.9f} s is outside the samples [{ts[0]:.9f}, {ts[-1]:.9f}] s"
+            )
+        s = (stamp - ts[i - 1]) / (ts[i] - ts[i - 1])
+        t = (1.0 - s) * self.translations[i - 1] + s * self.translations[i]
+        return matrix_from(t, slerp(self.quats[i - 1], self.quats[i], s))
+
+
+class TfBuffer:
+    """Transforms from /tf and /tf_static messages, queried as `lookup(target, source, stamp)`."""
+
+    def __init__(self, tolerance: float = 1e-9) -> None:
+        """`tolerance`: seconds within which a query uses a sample as is instead of interpolating."""
+        self._edges: dict[str, _Edge] = {}  # keyed by child frame
+        self.tolerance = tolerance
+
+    def add(self, parent: str, child: str, stamp: float, translation, q_xyzw, static: bool = False) -> None:
+        """Record parent <- child at `stamp` (seconds); the quaternion in ROS (x, y, z, w) order."""
+        parent, child = parent.lstrip("/"), child.lstrip("/")
+        edge = self._edges.get(child)
+        if edge is None or edge.parent != parent or edge.static != static:
+            edge = self._edges[child] = _Edge(parent, static)
+        q = xyzw_to_wxyz(q_xyzw)
+        edge.add(stamp, translation, q / np.linalg.norm(q))
+
+    def add_message(self, msg, static: bool = False) -> None:
+        """Record every TransformStamped of a tf2_msgs/TFMessage (rosbags or rclpy object)."""
+        for tr in msg.transforms:
+            stamp = tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9
+            t, r = tr.transform.translation, tr.transform.rotation
+            self.add(tr.header.frame_id, tr.child_frame_id, stamp, (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static)
+
+    @property
+    def frames(self) -> set[str]:
+        """Every frame named by a recorded transform."""
+        return set(self._edges) | {e.parent for e in self._edges.values()}
+
+    def _chain(self, frame: str) -> list[str]:
+        """`frame` and its ancestors up to the root."""
+        chain = [frame]
+        while chain[-1] in self._edges:
+            chain.append(self._edges[chain[-1]].parent)
+            if len(chain) > len(self._edges) + 1:
+                raise TfError(f"the TF tree has a cycle through {frame!r}")
+        return chain
+
+    def root(self, frame: str) -> str:
+        """The root frame of the tree holding `frame`."""
+        return self._chain(frame.lstrip("/"))[-1]
+
+    def _to_ancestor(self, chain: list[str], ancestor: str, stamp: float) -> np.ndarray:
+        m = np.eye(4)
+        for child in chain[: chain.index(ancestor)]:
+            m = self._edges[child].at(stamp, child, self.tolerance) @ m
+        return m
+
+    def lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
+        """4x4 transform taking points in `source` to `target` at `stamp` (seconds), float64."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        known = self.frames
+        for name in (target, source):
+            if name not in known:
+                raise TfError(f"frame {name!r} is not in the TF tree; known frames: {sorted(known)}")
+        up_source, up_target = self._chain(source), self._chain(target)
+        common = next((f for f in up_source if f in up_target), None)
+        if common is None:
+            raise TfError(
+                f"frames {target!r} and {source!r} are not connected (roots {up_target[-1]!r}, {up_source[-1]!r})"
+            )
+        t_common_source = self._to_ancestor(up_source, common, stamp)
+        t_common_target = self._to_ancestor(up_target, common, stamp)
+        return np.linalg.inv(t_common_target) @ t_common_source

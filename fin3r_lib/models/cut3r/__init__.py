@@ -1,0 +1,27 @@
+"""CUT3R: streaming 3D reconstruction with a recurrent state, loading the released checkpoints unchanged.
+
+Variants: `cut3r-512-dpt` (`cut3r_512_dpt_4_64.pth`), `cut3r-224-linear` (`cut3r_224_linear_4.pth`),
+`cut3r-tiny` (random weights, tests and benchmarks). The releases are not on a stable Hugging Face
+repo: pass the local `.pth` file as the checkpoint.
+"""
+
+from fin3r_lib.models.cut3r.config import CUT3R_224_LINEAR, CUT3R_512_DPT, CUT3R_TINY, CUT3RConfig
+from fin3r_lib.models.cut3r.model import CUT3R, CUT3RState, CUT3RStream
+from fin3r_lib.models.registry import register_model
+
+__all__ = ["CUT3R", "CUT3RConfig", "CUT3RState", "CUT3RStream"]
+
+
+@register_model("cut3r-512-dpt", description="CUT3R 512 px, DPT heads (cut3r_512_dpt_4_64.pth)")
+def _cut3r_512_dpt() -> CUT3R:
+    return CUT3R(CUT3R_512_DPT)
+
+
+@register_model("cut3r-224-linear", description="CUT3R 224 px, linear heads (cut3r_224_linear_4.pth)")
+def _cut3r_224_linear() -> CUT3R:
+    return CUT3R(CUT3R_224_LINEAR)
+
+
+@register_model("cut3r-tiny", description="tiny CUT3R with random weights, for tests and benchmarks")
+def _cut3r_tiny() -> CUT3R:
+    return CUT3R(CUT3R_TINY)

@@ -1,0 +1,80 @@
+"""CUT3R's camera pose encoding and its conversion to a camera-to-world matrix.
+
+The pose head outputs 7 raw numbers [t (3), q (4)]. The encoding scales the translation by
+expm1(|t|) / |t| and normalizes the quaternion, scalar first (w, x, y, z), with w >= 0. The encoding
+converts to a camera-to-world 4x4 in the first frame's camera coordinates (OpenCV axes).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def raw_to_pose_encoding(raw: torch.Tensor) -> torch.Tensor:
+    """Pose-head output [..., 7] -> encoding [..., 7] = [t * expm1(|t|)/|t|, unit quaternion (w >= 0)]."""
+    t, q = raw[..., :3], raw[..., 3:7]
+    d = t.norm(dim=-1, keepdim=True)
+    t = t * (torch.expm1(d) / d.clamp(min=1e-8))
+    q = F.normalize(q, p=2, dim=-1)
+    return torch.cat([t, torch.where(q[..., :1] < 0, -q, q)], dim=-1)
+
+
+def pose_encoding_to_raw(enc: torch.Tensor) -> torch.Tensor:
+    """Inverse of `raw_to_pose_encoding` up to the quaternion's norm: t * log1p(|t|)/|t|, q unchanged."""
+    t, q = enc[..., :3], enc[..., 3:7]
+    d = t.norm(dim=-1, keepdim=True)
+    return torch.cat([t * (torch.log1p(d) / d.clamp(min=1e-8)), q], dim=-1)
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Scalar-first quaternions [..., 4] (any norm) -> rotation matrices [..., 3, 3]."""
+    w, x, y, z = q.unbind(-1)
+    s = 2.0 / (q * q).sum(-1)
+    rows = (
+        1 - s * (y * y + z * z),
+        s * (x * y - z * w),
+        s * (x * z + y * w),
+        s * (x * y + z * w),
+        1 - s * (x * x + z * z),
+        s * (y * z - x * w),
+        s * (x * z - y * w),
+        s * (y * z + x * w),
+        1 - s * (x * x + y * y),
+    )
+    return torch.stack(rows, -1).reshape(*q.shape[:-1], 3, 3)
+
+
+def matrix_to_quaternion(rot: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [..., 3, 3] -> unit scalar-first quaternions [..., 4] with w >= 0."""
+    m = rot.reshape(*rot.shape[:-2], 9).unbind(-1)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    # four candidate solutions, each well conditioned when its own component is large
+    cands = torch.stack(
+        [
+            torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+            torch.stack([m21 - m12, 1 + m00 - m11 - m22, m10 + m01, m02 + m20], -1),
+            torch.stack([m02 - m20, m10 + m01, 1 - m00 + m11 - m22, m21 + m12], -1),
+            torch.stack([m10 - m01, m20 + m02, m21 + m12, 1 - m00 - m11 + m22], -1),
+        ],
+        -2,
+    )
+    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    best = diag.argmax(-1, keepdim=True)
+    q = torch.gather(cands, -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
+    q = F.normalize(q, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def pose_encoding_to_cam_to_world(enc: torch.Tensor) -> torch.Tensor:
+    """Pose encodings [..., 7] -> camera-to-world matrices [..., 4, 4]."""
+    out = torch.zeros(*enc.shape[:-1], 4, 4, dtype=enc.dtype, device=enc.device)
+    out[..., :3, :3] = quaternion_to_matrix(enc[..., 3:7])
+    out[..., :3, 3] = enc[..., :3]
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def cam_to_world_to_pose_encoding(cam_to_world: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world matrices [..., 4, 4] -> pose encodings [..., 7] (inverse of the above)."""
+    return torch.cat([cam_to_world[..., :3, 3], matrix_to_quaternion(cam_to_world[..., :3, :3])], dim=-1)

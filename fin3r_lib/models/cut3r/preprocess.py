@@ -1,0 +1,47 @@
+"""CUT3R's input preprocessing, as in the reference loader, with the placement kept as a GridMapping.
+
+Default: the long side is resized to `image_size` (Lanczos when shrinking, bicubic when enlarging,
+sizes rounded), then each side is center-cropped to a multiple of the patch size (a square result
+is cropped to 4:3). `square_crop` (the 224 model): the short side goes to `image_size` and the
+centre square is kept. Pixels are returned in [0, 1]; the model normalizes them to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fin3r_lib.models.grid import GridMapping
+
+
+def _resize(img: Image.Image, long_side: int) -> Image.Image:
+    size = max(img.size)
+    interp = Image.Resampling.LANCZOS if size > long_side else Image.Resampling.BICUBIC
+    return img.resize(tuple(int(round(x * long_side / size)) for x in img.size), interp)
+
+
+def preprocess_image(
+    image: np.ndarray, image_size: int, patch_size: int = 16, square_crop: bool = False
+) -> tuple[torch.Tensor, GridMapping]:
+    """RGB uint8 (H, W, 3) -> model-grid float tensor [3, Hm, Wm] in [0, 1] and its GridMapping."""
+    h_in, w_in = image.shape[:2]
+    img = Image.fromarray(image)
+    if square_crop:
+        img = _resize(img, round(image_size * max(w_in / h_in, h_in / w_in)))
+    else:
+        img = _resize(img, image_size)
+    w, h = img.size
+    cx, cy = w // 2, h // 2
+    if square_crop:
+        half_w = half_h = min(cx, cy)
+    else:
+        unit = patch_size // 2
+        half_w, half_h = (2 * cx) // patch_size * unit, (2 * cy) // patch_size * unit
+        if w == h:
+            half_h = (3 * half_w // 4) // unit * unit
+    box = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+    crop = np.asarray(img.crop(box))
+    tensor = torch.from_numpy(crop.copy()).permute(2, 0, 1).float().div(255)
+    mapping = GridMapping((h_in, w_in), (h, w), (2 * half_h, 2 * half_w), (cy - half_h, cx - half_w))
+    return tensor, mapping

@@ -1,0 +1,217 @@
+"""`ReconstructionSession`: frames in, geometry out, in one world frame that stays consistent over time.
+
+The session world is the first keyframe's camera frame (OpenCV optical axes); after a reset the next
+frame defines it again. Two kinds of backend:
+
+- windowed (`model.streaming` False, VGGT): every frame is predicted jointly with the last
+  `context_size` keyframes; the prediction is placed with a robust Sim(3) fitted between the context
+  keyframes' predicted points and the world points stored when each was placed (a fixed subsample of
+  `align_samples` pixels). Stored state is bounded by `context_size`, so per-frame cost does not grow.
+- streaming (`model.streaming` True, CUT3R): one `step` per frame through one stream, whose world is
+  already consistent; its first frame's pose is factored out so both kinds share the same world.
+
+Keyframes (see `KeyframeGate`) feed the windowed context and the map; every frame gets a result.
+A frame whose prediction cannot be placed raises AlignmentError and leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from fin3r_lib.data.frame import Frame
+from fin3r_lib.errors import InputError
+from fin3r_lib.models.base import ReconstructionModel, check_rgb_images
+from fin3r_lib.models.reconstruction import FrameResult
+from fin3r_lib.session.align import (
+    check_finite_pose,
+    fit_sim3_robust,
+    rigid_inverse,
+    transform_frame,
+    unproject_pixels,
+)
+from fin3r_lib.session.config import SessionConfig
+from fin3r_lib.session.keyframes import KeyframeGate
+from fin3r_lib.session.voxel_map import VoxelMap
+
+
+@dataclass
+class SessionResult:
+    """One processed frame, in the session world."""
+
+    frame: FrameResult  # the frame's geometry in the session world, on the input pixel grid
+    stamp: float
+    is_keyframe: bool
+    was_reset: bool  # True when this frame started a new session because time went backwards
+    timings: dict[str, float]  # seconds: gate_s, model_s, align_s, map_s, total_s
+    points: np.ndarray  # (N, 3) float32 confidence-filtered world points of this frame
+    colors: np.ndarray  # (N, 3) uint8
+
+
+@dataclass
+class _Keyframe:
+    """What a windowed session keeps of a keyframe: its image and its placed sample points."""
+
+    rgb: np.ndarray
+    points: np.ndarray  # (M, 3) float64 world points at the session's sample pixels (NaN where invalid)
+    conf: np.ndarray  # (M,) depth confidence at those pixels
+
+
+def confidence_mask(depth: np.ndarray, conf: np.ndarray, min_confidence: float, top_fraction: float) -> np.ndarray:
+    """Pixels with finite positive depth, confidence >= `min_confidence`, in the frame's `top_fraction` most confident."""
+    with np.errstate(invalid="ignore"):
+        mask = np.isfinite(depth) & (depth > 0) & np.isfinite(conf) & (conf >= min_confidence)
+    if top_fraction < 1.0 and mask.any():
+        mask &= conf >= np.quantile(conf[mask], 1.0 - top_fraction)
+    return mask
+
+
+def _sample_indices(height: int, width: int, samples: int) -> np.ndarray:
+    """Flat indices of a regular grid of about `samples` pixels."""
+    stride = max(1, int(np.sqrt(height * width / samples)))
+    v, u = np.mgrid[stride // 2 : height : stride, stride // 2 : width : stride]
+    return (v * width + u).reshape(-1)
+
+
+class ReconstructionSession:
+    """Runs a backbone over a stream of frames; see the module docstring."""
+
+    def __init__(self, model: ReconstructionModel, config: SessionConfig | None = None) -> None:
+        self.model = model
+        self.config = config or SessionConfig()
+        c = self.config
+        self._gate = KeyframeGate(c.keyframe_min_flow_px, c.keyframe_max_interval_s)
+        self._map = VoxelMap(c.voxel_size, c.max_map_points)
+        self._keyframes: deque[_Keyframe] = deque(maxlen=c.context_size)
+        self._trajectory: deque[tuple[float, np.ndarray]] = deque(maxlen=c.max_trajectory)
+        self._stream = model.new_stream() if model.streaming else None
+        self._clear_state()
+
+    def _clear_state(self) -> None:
+        self._gate.reset()
+        self._map.clear()
+        self._keyframes.clear()
+        self._trajectory.clear()
+        self._world_from_stream: np.ndarray | None = None
+        self._size: tuple[int, int] | None = None
+        self._samples: np.ndarray | None = None
+        self._last_stamp: float | None = None
+        self._num_keyframes = 0
+
+    def reset(self) -> None:
+        """Forget every frame: the next frame starts a new world."""
+        if self._stream is not None:
+            self._stream.reset()
+        self._clear_state()
+
+    @property
+    def num_keyframes(self) -> int:
+        """Keyframes accepted since the last reset."""
+        return self._num_keyframes
+
+    @property
+    def trajectory(self) -> list[tuple[float, np.ndarray]]:
+        """(stamp, 4x4 cam_to_world) of processed frames since the last reset, the last `max_trajectory` of them."""
+        return list(self._trajectory)
+
+    def map_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """The accumulated map: (N, 3) float32 points and (N, 3) uint8 colours."""
+        return self._map.cloud()
+
+    def process(self, frame: Frame) -> SessionResult:
+        """Reconstruct one frame and place it in the session world (see the module docstring)."""
+        t_start = time.perf_counter()
+        check_rgb_images([frame.rgb])
+        was_reset = False
+        if self.config.reset_on_time_jump and self._last_stamp is not None and frame.stamp < self._last_stamp:
+            self.reset()
+            was_reset = True
+        if self._size is not None and frame.size != self._size:
+            raise InputError(
+                f"expected frames of size {self._size} like the session's first frame, got {frame.size}; reset first"
+            )
+        decision = self._gate.decide(frame.rgb, frame.stamp)
+        t_gate = time.perf_counter()
+        if self._stream is not None:
+            placed, t_model = self._place_streamed(frame.rgb)
+        else:
+            placed, t_model = self._place_windowed(frame.rgb)
+        t_align = time.perf_counter()
+
+        c = self.config
+        mask = confidence_mask(placed.depth, placed.depth_conf, c.min_confidence, c.confidence_top_fraction)
+        s = c.cloud_pixel_stride
+        points = placed.world_points[::s, ::s][mask[::s, ::s]]
+        colors = frame.rgb[::s, ::s][mask[::s, ::s]]
+        if decision.is_keyframe:
+            self._accept_keyframe(frame, placed, mask)
+        self._trajectory.append((frame.stamp, placed.cam_to_world.copy()))
+        self._last_stamp = frame.stamp
+        self._size = frame.size
+        t_end = time.perf_counter()
+        timings = {
+            "gate_s": t_gate - t_start,
+            "model_s": t_model,
+            "align_s": t_align - t_gate - t_model,
+            "map_s": t_end - t_align,
+            "total_s": t_end - t_start,
+        }
+        return SessionResult(placed, frame.stamp, decision.is_keyframe, was_reset, timings, points, colors)
+
+    def _place_streamed(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+        assert self._stream is not None
+        t0 = time.perf_counter()
+        raw = self._stream.step(rgb)
+        t_model = time.perf_counter() - t0
+        check_finite_pose(raw)
+        world_from_stream = self._world_from_stream
+        if world_from_stream is None:
+            world_from_stream = rigid_inverse(raw.cam_to_world)
+        placed = transform_frame(raw, world_from_stream)
+        self._world_from_stream = world_from_stream
+        return placed, t_model
+
+    def _place_windowed(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+        context = list(self._keyframes)
+        t0 = time.perf_counter()
+        rec = self.model.predict([kf.rgb for kf in context] + [rgb])
+        t_model = time.perf_counter() - t0
+        if len(rec) != len(context) + 1:
+            raise InputError(f"expected {len(context) + 1} frames from the model, got {len(rec)}")
+        current = rec.frame(len(context))
+        check_finite_pose(current)
+        if not context:
+            return transform_frame(current, rigid_inverse(current.cam_to_world)), t_model
+        idx = self._sample_pixels(current)
+        src = np.concatenate([self._sample_points(rec.frame(i), idx) for i in range(len(context))])
+        dst = np.concatenate([kf.points for kf in context])
+        pred_conf = np.concatenate([rec.depth_conf[i].reshape(-1)[idx] for i in range(len(context))])
+        weights = np.minimum(pred_conf, np.concatenate([kf.conf for kf in context]))
+        sim3 = fit_sim3_robust(src, dst, weights, self.config.align_trim)
+        return transform_frame(current, sim3), t_model
+
+    def _sample_pixels(self, frame: FrameResult) -> np.ndarray:
+        if self._samples is None:
+            self._samples = _sample_indices(*frame.size, self.config.align_samples)
+        return self._samples
+
+    @staticmethod
+    def _sample_points(frame: FrameResult, idx: np.ndarray) -> np.ndarray:
+        """World points (float64) of `frame` at flat pixel indices `idx`."""
+        width = frame.size[1]
+        u, v = (idx % width).astype(np.float64), (idx // width).astype(np.float64)
+        return unproject_pixels(u, v, frame.depth.reshape(-1)[idx], frame.intrinsics, frame.cam_to_world)
+
+    def _accept_keyframe(self, frame: Frame, placed: FrameResult, mask: np.ndarray) -> None:
+        self._gate.accept(frame.rgb, frame.stamp)
+        self._num_keyframes += 1
+        if self._stream is None:
+            idx = self._sample_pixels(placed)
+            conf = np.where(mask.reshape(-1)[idx], placed.depth_conf.reshape(-1)[idx], 0.0)
+            self._keyframes.append(_Keyframe(frame.rgb.copy(), self._sample_points(placed, idx), conf))
+        s = self.config.map_pixel_stride
+        keep = mask[::s, ::s]
+        self._map.add(placed.world_points[::s, ::s][keep], frame.rgb[::s, ::s][keep])

@@ -1,0 +1,259 @@
+"""The node's parameters and topics, each documented once, here.
+
+`PARAMETERS` lists every parameter with its default and description; the session's settings take
+their defaults from `fin3r_lib.session.SessionConfig`, so the node, the YAML file and the library
+cannot drift apart (a test checks `config/reconstruct.yaml` against `default_values()`).
+`TOPICS` lists what the node subscribes to, publishes and serves. `render_tables()` writes the
+README's "Topics and parameters" tables from both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.node import Node
+
+from fin3r_lib.errors import InputError
+from fin3r_lib.session.config import SessionConfig
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default (its type is the parameter's type), description, allowed values."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ROS descriptor (read-only: the node reads parameters once, at start-up)."""
+        return ParameterDescriptor(
+            name=self.name,
+            type=_TYPES.get(type(self.default), ParameterType.PARAMETER_STRING),
+            description=self.description,
+            additional_constraints=f"one of: {', '.join(self.choices)}" if self.choices else "",
+            read_only=True,
+        )
+
+
+_SESSION_DESCRIPTIONS = {
+    "context_size": "Max keyframes in a windowed backend's context (the current frame comes on top).",
+    "keyframe_min_flow_px": "Median sparse optical flow (input pixels) vs the last keyframe that makes a keyframe.",
+    "keyframe_max_interval_s": "A keyframe at least this often (seconds), even without motion.",
+    "min_confidence": "Absolute depth-confidence floor for the clouds (VGGT/CUT3R confidences are > 1).",
+    "confidence_top_fraction": "Keep this most-confident fraction of each frame's pixels in the clouds (1 = all).",
+    "voxel_size": "Map voxel size (world units: metres for metric backends).",
+    "max_map_points": "Bound on the map; the least recently observed voxels are dropped first.",
+    "map_pixel_stride": "Every n-th pixel row and column enters the map.",
+    "cloud_pixel_stride": "Every n-th pixel row and column enters the per-frame `points` cloud.",
+    "reset_on_time_jump": "Reset the reconstruction when image time goes backwards (a looping bag).",
+    "align_samples": "Pixels per keyframe kept to fit the Sim(3) aligning windowed predictions.",
+    "align_trim": "Fraction of worst residuals dropped before the final Sim(3) fit.",
+    "max_trajectory": "Poses kept in the session's trajectory (oldest dropped first).",
+}
+
+NODE_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", "vggt-1b", "Backbone name (`fin3r_lib.models.list_models()`), e.g. vggt-1b, vggt-tiny."),
+    ParamSpec(
+        "checkpoint",
+        "default",
+        "Weights: `default` (the model's released weights, Hugging Face cache), a local file or folder, a "
+        "Hugging Face repo id, or `none` (random initial weights: tests and demos only).",
+    ),
+    ParamSpec("adapter", "", "Fin3R adapter file (.safetensors); empty = the base model."),
+    ParamSpec("device", "auto", "Torch device: `auto` (cuda when available, else cpu), cpu, cuda, cuda:1, ..."),
+    ParamSpec(
+        "precision",
+        "auto",
+        "Weights dtype; `auto` = fp32 weights (autocast on CUDA).",
+        ("auto", "fp32", "fp16", "bf16"),
+    ),
+    ParamSpec(
+        "input_max_side",
+        0,
+        "Input resolution: images whose long side is larger are downscaled first (0 = as received).",
+    ),
+    ParamSpec(
+        "output_resolution",
+        "input",
+        "Size of depth/confidence: `input` = the received image's, `model` = the (downscaled) size the model ran at.",
+        ("input", "model"),
+    ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "`raw`: subscribe `image`; `compressed`: subscribe `image/compressed`.",
+        ("raw", "compressed"),
+    ),
+    ParamSpec(
+        "qos_reliability",
+        "best_effort",
+        "Reliability of the image and camera_info subscriptions.",
+        ("best_effort", "reliable"),
+    ),
+    ParamSpec("qos_depth", 5, "History depth of the image and camera_info subscriptions."),
+    ParamSpec("map_rate_hz", 1.0, "Max rate of `map` publications (only when the map changed)."),
+    ParamSpec("path_max_length", 10000, "Poses kept in `path` (oldest dropped first)."),
+    ParamSpec("map_frame", "map", "Fixed frame of `map`, `pose`, `path` and the TF parent (z up, REP 105)."),
+    ParamSpec(
+        "camera_frame", "camera_optical_frame", "Camera optical frame used when an image has no header.frame_id."
+    ),
+    ParamSpec(
+        "tf_mode",
+        "publish",
+        "`publish`: TF map_frame -> camera optical frame at image time; `none`: no TF (the robot's tree owns it).",
+        ("publish", "none"),
+    ),
+    ParamSpec("diagnostics_rate_hz", 1.0, "Rate of the `/diagnostics` status."),
+)
+
+
+def _session_parameters() -> tuple[ParamSpec, ...]:
+    defaults = SessionConfig()
+    return tuple(
+        ParamSpec(f.name, getattr(defaults, f.name), _SESSION_DESCRIPTIONS[f.name]) for f in fields(SessionConfig)
+    )
+
+
+PARAMETERS: tuple[ParamSpec, ...] = NODE_PARAMETERS + _session_parameters()
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One interface of the node: relative or absolute name, kind, message type, QoS, description."""
+
+    name: str
+    kind: str  # "subscription" | "publisher" | "service"
+    msg_type: str
+    qos: str
+    description: str
+
+
+SENSOR_QOS = "`qos_reliability`, keep last `qos_depth`, volatile"
+STREAM_QOS = "reliable, keep last 5, volatile"
+LATCHED_QOS = "reliable, keep last 1, transient local"
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("image", "subscription", "sensor_msgs/msg/Image", SENSOR_QOS, "Camera images (`image_transport: raw`)."),
+    TopicSpec(
+        "image/compressed",
+        "subscription",
+        "sensor_msgs/msg/CompressedImage",
+        SENSOR_QOS,
+        "JPEG/PNG images (`image_transport: compressed`).",
+    ),
+    TopicSpec(
+        "camera_info",
+        "subscription",
+        "sensor_msgs/msg/CameraInfo",
+        SENSOR_QOS,
+        "Optional; latest one paired with each image.",
+    ),
+    TopicSpec(
+        "depth", "publisher", "sensor_msgs/msg/Image", STREAM_QOS, "32FC1 z-depth, NaN invalid, the image's header."
+    ),
+    TopicSpec(
+        "depth/camera_info",
+        "publisher",
+        "sensor_msgs/msg/CameraInfo",
+        STREAM_QOS,
+        "Intrinsics of `depth` (same header).",
+    ),
+    TopicSpec(
+        "confidence",
+        "publisher",
+        "sensor_msgs/msg/Image",
+        STREAM_QOS,
+        "32FC1 depth confidence, same header as `depth`.",
+    ),
+    TopicSpec(
+        "points",
+        "publisher",
+        "sensor_msgs/msg/PointCloud2",
+        STREAM_QOS,
+        "Confidence-filtered x/y/z/rgb of the current frame, in `map_frame`, image time.",
+    ),
+    TopicSpec(
+        "map",
+        "publisher",
+        "sensor_msgs/msg/PointCloud2",
+        LATCHED_QOS,
+        "Accumulated voxel map in `map_frame`, at most `map_rate_hz`.",
+    ),
+    TopicSpec(
+        "pose",
+        "publisher",
+        "geometry_msgs/msg/PoseStamped",
+        STREAM_QOS,
+        "Camera optical frame pose in `map_frame`, image time.",
+    ),
+    TopicSpec(
+        "path", "publisher", "nav_msgs/msg/Path", LATCHED_QOS, "The poses so far (`path_max_length`), in `map_frame`."
+    ),
+    TopicSpec(
+        "/tf",
+        "publisher",
+        "tf2_msgs/msg/TFMessage",
+        "reliable, keep last 100, volatile",
+        "`map_frame` -> camera frame (`tf_mode: publish`).",
+    ),
+    TopicSpec(
+        "/diagnostics",
+        "publisher",
+        "diagnostic_msgs/msg/DiagnosticArray",
+        "reliable, keep last 10, volatile",
+        "Rates, latency, model time, drops, errors.",
+    ),
+    TopicSpec(
+        "~/reset",
+        "service",
+        "std_srvs/srv/Trigger",
+        "services default",
+        "Forget the reconstruction (map, path, trajectory).",
+    ),
+)
+
+
+def default_values() -> dict[str, Any]:
+    """Every parameter's default, by name."""
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def declare_parameters(node: Node) -> dict[str, Any]:
+    """Declare every parameter on `node` with its descriptor; returns the values, checked against their choices."""
+    values = {}
+    for spec in PARAMETERS:
+        values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        if spec.choices and values[spec.name] not in spec.choices:
+            raise InputError(f"parameter {spec.name}: expected one of {spec.choices}, got {values[spec.name]!r}")
+    return values
+
+
+def session_config(values: dict[str, Any]) -> SessionConfig:
+    """The `SessionConfig` of a parameter dict (ints given for float settings are accepted)."""
+    return SessionConfig(**{f.name: values[f.name] for f in fields(SessionConfig)})
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def render_tables() -> str:
+    """Markdown tables of the topics/services and of the parameters (the README section's body)."""
+    lines = ["| name | kind | type | QoS | description |", "|---|---|---|---|---|"]
+    lines += [f"| `{t.name}` | {t.kind} | `{t.msg_type}` | {t.qos} | {_cell(t.description)} |" for t in TOPICS]
+    lines += ["", "| parameter | default | description |", "|---|---|---|"]
+    for p in PARAMETERS:
+        extra = f" One of: {', '.join(p.choices)}." if p.choices else ""
+        default = str(p.default).lower() if isinstance(p.default, bool) else p.default
+        lines.append(f"| `{p.name}` | `{default!s}` | {_cell(p.description)}{extra} |")
+    return "\n".join(lines) + "\n"
