@@ -25,6 +25,7 @@ setup(
         "setuptools",
         "numpy",
         "opencv-python-headless",
+        "pillow",  # the VGGT and CUT3R preprocessing (the references resize with PIL)
         "PyYAML",
         "transforms3d",
         "torch>=2.1",

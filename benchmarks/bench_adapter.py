@@ -111,7 +111,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"device {device}, fp32, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.rounds} rounds")
+    print(
+        f"device {device}, fp32, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.rounds} rounds"
+    )
     for config in args.configs:
         t = bench(config, device, args.rounds)
         print(

@@ -56,7 +56,8 @@ def main() -> None:
         if i in checkpoints:
             gc.collect()
             results[i] = (statistics.median(times[-args.window :]), rss_mib())
-            print(f"frame {i:5d}: {results[i][0] * 1e3:7.2f} ms/frame (median of {args.window}), RSS {results[i][1]:8.1f} MiB")
+            step_ms, rss = results[i][0] * 1e3, results[i][1]
+            print(f"frame {i:5d}: {step_ms:7.2f} ms/frame (median of {args.window}), RSS {rss:8.1f} MiB")
     base_t, base_m = results[checkpoints[0]]
     for c in checkpoints[1:]:
         t, m = results[c]

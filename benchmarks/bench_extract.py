@@ -2,6 +2,7 @@
 
 Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), then times:
 - baseline: `AnyReader` over the image topic, deserialize, `rosbags.image` decode to RGB (one thread);
+- the same reading the CameraInfo and TF topics too (what pairing needs), for comparison;
 - `iter_bag_frames` (the extraction reader: CameraInfo pairing, TF poses), decoding inline, on 1 and on N threads;
 - `extract_frames` to a dataset (selection + image files), for information: file encoding dominates it.
 Prints frames/s and the ratio to the baseline (target for `iter_bag_frames`: >= 0.8).
@@ -42,14 +43,15 @@ def load_scene(repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rgb[order], poses[order], np.loadtxt(DATA / "camera-intrinsics.txt")
 
 
-def baseline(bag: Path, topic: str) -> int:
-    """Raw rosbags: read the image topic, deserialize, decode to RGB."""
+def baseline(bag: Path, topic: str, also: tuple[str, ...] = ()) -> int:
+    """Raw rosbags: read the image topic (and the `also` topics), deserialize, decode images to RGB."""
     count = 0
     with AnyReader([bag]) as reader:
-        conns = [c for c in reader.connections if c.topic == topic]
+        conns = [c for c in reader.connections if c.topic == topic or c.topic in also]
         for conn, _, raw in reader.messages(connections=conns):
-            rgb = message_to_cvimage(reader.deserialize(raw, conn.msgtype), "rgb8")
-            count += rgb.shape[0] > 0
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == topic:
+                count += message_to_cvimage(msg, "rgb8").shape[0] > 0
     return count
 
 
@@ -79,7 +81,13 @@ def main() -> int:
         for encoding in ("rgb8", "jpeg"):
             spec = CameraSpec(rgb, K, poses, encoding=encoding)
             bag = write_bag(Path(tmp) / f"bag_{encoding}", [spec], storage="mcap")
-            runs = {"baseline": lambda bag=bag, topic=spec.image_topic: baseline(bag, topic)}
+            topic = spec.image_topic
+            runs = {
+                "baseline": lambda bag=bag, topic=topic: baseline(bag, topic),
+                "rosbags read + decode with CameraInfo and TF": lambda bag=bag, topic=topic: baseline(
+                    bag, topic, ("/cam/camera_info", "/tf", "/tf_static")
+                ),
+            }
             for w in (0, 1, args.workers):
                 runs[f"iter_bag_frames, workers={w}"] = lambda bag=bag, w=w: sum(
                     1 for _ in iter_bag_frames(bag, workers=w)

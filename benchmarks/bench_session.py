@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(120, 160), metavar=("H", "W"))
     parser.add_argument("--step-px", type=float, default=6.0, help="pan per frame (pixels)")
     parser.add_argument("--max-map-points", type=int, default=100_000)
+    parser.add_argument("--voxel-size", type=float, default=0.002, help="small: the random model's world is ~1 unit")
     args = parser.parse_args()
     if args.frames < args.early + 2 * args.window:
         parser.error(f"--frames must be at least early + 2 * window = {args.early + 2 * args.window}")
@@ -61,7 +62,12 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model(args.model, device=args.device)
     # keep every pixel: a random-weight model's confidences carry no meaning, and a full map tests the bound
-    config = SessionConfig(min_confidence=0.0, confidence_top_fraction=1.0, max_map_points=args.max_map_points)
+    config = SessionConfig(
+        min_confidence=0.0,
+        confidence_top_fraction=1.0,
+        voxel_size=args.voxel_size,
+        max_map_points=args.max_map_points,
+    )
     session = ReconstructionSession(model, config)
     times, rss, map_sizes = [], [], []
     keyframes = 0
@@ -79,8 +85,10 @@ def main() -> None:
     late = slice(args.frames - args.window, args.frames)
     t_early, t_late = np.mean(times[early]), np.mean(times[late])
     m_early, m_late = np.mean(rss[early]), np.mean(rss[late])
-    print(f"model {args.model} on {args.device}, {args.frames} frames of {args.size[1]}x{args.size[0]}, "
-          f"{keyframes} keyframes, context {config.context_size}, map bound {args.max_map_points}")
+    print(
+        f"model {args.model} on {args.device}, {args.frames} frames of {args.size[1]}x{args.size[0]}, "
+        f"{keyframes} keyframes, context {config.context_size}, map bound {args.max_map_points}"
+    )
     print(f"map points: {map_sizes[args.early]} at frame {args.early}, {map_sizes[-1]} at the end")
     print(f"{'window':<24}{'ms/frame':>10}{'RSS MiB':>10}")
     print(f"{f'frames {early.start}-{early.stop - 1}':<24}{t_early * 1e3:>10.2f}{m_early:>10.1f}")

@@ -45,12 +45,14 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def child(name: str, frames: int, keep: str, device: str) -> dict:
+def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
     """One measurement in this process: peak memory of the first forward, time of the second."""
     torch.manual_seed(0)
     model = _build(name).to(device)
     if keep == "all":
         model.keep_layers = None
+    if chunk is not None:
+        model.frames_chunk_size = chunk
     images = torch.rand(1, frames, 3, HEIGHT, WIDTH, device=device)
     cuda = device.startswith("cuda")
     with torch.inference_mode():
@@ -74,8 +76,10 @@ def child(name: str, frames: int, keep: str, device: str) -> dict:
     return {"model": name, "frames": frames, "keep": keep, "time_s": elapsed, "peak_bytes": peak}
 
 
-def run(name: str, frames: int, keep: str, device: str) -> dict:
+def run(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
     cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device]
+    if chunk is not None:
+        cmd += ["--chunk", str(chunk)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -86,22 +90,24 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--full-frames", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-full", action="store_true", help="skip the full vggt-1b configuration")
+    parser.add_argument("--chunk", type=int, help="frames per DPT-head chunk (default: the config's)")
     parser.add_argument("--only", nargs="+", help="run only these configurations")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk)))
         return
     plan = [("vggt-tiny", args.frames), ("tiny-24", args.frames)]
     if not args.no_full:
         plan.append(("vggt-1b", args.full_frames))
     if args.only:
         plan = [p for p in plan if p[0] in args.only]
-    print(f"device {args.device}, images {HEIGHT}x{WIDTH}, torch threads {torch.get_num_threads()}")
+    chunk = args.chunk or "config default"
+    print(f"device {args.device}, images {HEIGHT}x{WIDTH}, head chunk {chunk}, torch threads {torch.get_num_threads()}")
     print(f"{'model':>10} {'frames':>6} {'layers kept':>11} {'time s':>8} {'peak MB':>9}")
     for name, frame_counts in plan:
         for frames in frame_counts:
-            res = {keep: run(name, frames, keep, args.device) for keep in ("heads", "all")}
+            res = {keep: run(name, frames, keep, args.device, args.chunk) for keep in ("heads", "all")}
             for keep, r in res.items():
                 print(f"{name:>10} {frames:>6} {keep:>11} {r['time_s']:>8.3f} {r['peak_bytes'] / 2**20:>9.1f}")
             ratio = res["heads"]["peak_bytes"] / max(res["all"]["peak_bytes"], 1)

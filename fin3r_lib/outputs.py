@@ -161,7 +161,7 @@ def write_previews(
     if len(points):
         pick = np.random.default_rng(0).choice(len(points), min(max_points, len(points)), replace=False)
         # OpenCV world: x right, z forward, y down -> seen from above is the x-z plane
-        ax.scatter(points[pick, 0], points[pick, 2], c=colors[pick] / 255.0, s=0.5, linewidths=0)
+        ax.scatter(points[pick, 0], points[pick, 2], c=colors[pick] / 255.0, s=1.0, linewidths=0)
     if poses is not None and len(poses):
         ax.plot(poses[:, 0, 3], poses[:, 2, 3], "r-", lw=1.5, label="camera path")
         ax.legend(loc="upper right")

@@ -51,6 +51,12 @@ class FrameWorker(Generic[T]):
             self._cond.notify_all()
         return replaced
 
+    @property
+    def waiting(self) -> bool:
+        """True while an item waits for the worker (the next `put` would drop it)."""
+        with self._cond:
+            return self._waiting
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing waits and nothing runs; False on timeout."""
         with self._cond:

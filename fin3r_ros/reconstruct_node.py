@@ -121,6 +121,7 @@ class ReconstructNode(Node):
             self.values = declare_parameters(self)
             self.model = model if model is not None else load_model(self.values)
             self.session = ReconstructionSession(self.model, session_config(self.values))
+            self.model_name = self.model.name or type(self.model).__name__
         except Exception:
             super().destroy_node()
             raise
@@ -129,7 +130,7 @@ class ReconstructNode(Node):
         self._lock = threading.Lock()  # the session: worker vs reset service
         self._camera_info: CameraInfo | None = None
         self._path = Path()
-        self._map_published_at = -float("inf")
+        self._latched_at = -float("inf")  # when path and map last went out
         self._map_keyframes = -1
 
         self.pub_depth = self.create_publisher(Image, "depth", STREAM_QOS)
@@ -156,8 +157,9 @@ class ReconstructNode(Node):
         )
         self.worker.start()
         topic = "image/compressed" if v["image_transport"] == "compressed" else "image"
-        name = self.model.name or type(self.model).__name__
-        self.get_logger().info(f"model {name} ready; subscribing {topic} ({v['qos_reliability']}), TF {v['tf_mode']}")
+        self.get_logger().info(
+            f"model {self.model_name} ready; subscribing {topic} ({v['qos_reliability']}), TF {v['tf_mode']}"
+        )
 
     # callbacks (executor thread): store and return
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -177,7 +179,7 @@ class ReconstructNode(Node):
         return response
 
     def _publish_diagnostics(self) -> None:
-        status = self.stats.status(f"{self.get_name()}: reconstruction", self.values["model"], self.worker.dropped)
+        status = self.stats.status(f"{self.get_name()}: reconstruction", self.model_name, self.worker.dropped)
         self.pub_diagnostics.publish(
             DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
         )
@@ -219,54 +221,58 @@ class ReconstructNode(Node):
                     throttle_duration_sec=LOG_THROTTLE_S,
                 )
             self._publish_frame(result, header, rgb_in.shape[:2])
-            self._maybe_publish_map(header.stamp)
+            self._maybe_publish_latched(header.stamp)
         self.stats.frame_published(
             result.timings["model_s"], result.timings["total_s"], time.monotonic() - item.received, result.is_keyframe
         )
 
     def _publish_frame(self, result: SessionResult, header: Header, input_size: tuple[int, int]) -> None:
+        """Build every per-frame message (any of them may reject the result), then publish them all."""
         f = result.frame
         depth = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
         conf = np.nan_to_num(f.depth_conf, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
         k = f.intrinsics
+        if not np.isfinite(k).all():
+            raise InvalidOutputError(f"expected finite intrinsics from the backend, got {k.tolist()}")
         if self.values["output_resolution"] == "input" and f.size != input_size:
             k = scale_intrinsics(k, f.size, input_size)
             dsize = (input_size[1], input_size[0])
             depth = cv2.resize(depth, dsize, interpolation=cv2.INTER_NEAREST)
             conf = cv2.resize(conf, dsize, interpolation=cv2.INTER_NEAREST)
-        if not np.isfinite(k).all():
-            raise InvalidOutputError(f"expected finite intrinsics from the backend, got {k.tolist()}")
-        self.pub_depth.publish(array_to_image(depth, header))
-        self.pub_depth_info.publish(model_to_camera_info(k, depth.shape[1], depth.shape[0], header))
-        self.pub_confidence.publish(array_to_image(conf, header))
-
         map_header = Header(stamp=header.stamp, frame_id=self.values["map_frame"])
-        finite = np.isfinite(result.points).all(axis=1)
-        self.pub_points.publish(
-            points_to_cloud(points_to_map(result.points[finite]), map_header, rgb=result.colors[finite])
-        )
         cam_to_map = to_map(f.cam_to_world)
-        pose = matrix_to_pose(cam_to_map, map_header)
-        self.pub_pose.publish(pose)
-        self._path.header = map_header
-        self._path.poses.append(pose)
-        del self._path.poses[: -self.values["path_max_length"]]
-        self.pub_path.publish(self._path)
+        finite = np.isfinite(result.points).all(axis=1)
+        messages = [
+            (self.pub_depth, array_to_image(depth, header)),
+            (self.pub_depth_info, model_to_camera_info(k, depth.shape[1], depth.shape[0], header)),
+            (self.pub_confidence, array_to_image(conf, header)),
+            (
+                self.pub_points,
+                points_to_cloud(points_to_map(result.points[finite]), map_header, rgb=result.colors[finite]),
+            ),
+            (self.pub_pose, matrix_to_pose(cam_to_map, map_header)),
+        ]
+        transform = matrix_to_transform(cam_to_map, map_header, header.frame_id)
+        for publisher, msg in messages:
+            publisher.publish(msg)
         if self.tf is not None:
-            self.tf.send([matrix_to_transform(cam_to_map, map_header, header.frame_id)])
+            self.tf.send([transform])
+        self._path.header = map_header
+        self._path.poses.append(messages[-1][1])
+        del self._path.poses[: -self.values["path_max_length"]]
 
-    def _maybe_publish_map(self, stamp: Any) -> None:
-        """Publish the map when it changed and the last publication is older than 1 / map_rate_hz."""
+    def _maybe_publish_latched(self, stamp: Any) -> None:
+        """Publish `path`, and `map` when it changed, unless they went out less than 1 / map_rate_hz ago."""
         now = time.monotonic()
-        if (
-            self.session.num_keyframes == self._map_keyframes
-            or now - self._map_published_at < 1.0 / self.values["map_rate_hz"]
-        ):
+        if now - self._latched_at < 1.0 / self.values["map_rate_hz"]:
             return
-        points, colors = self.session.map_cloud()
-        header = Header(stamp=stamp, frame_id=self.values["map_frame"])
-        self.pub_map.publish(points_to_cloud(points_to_map(points), header, rgb=colors))
-        self._map_published_at, self._map_keyframes = now, self.session.num_keyframes
+        self.pub_path.publish(self._path)
+        if self.session.num_keyframes != self._map_keyframes:
+            points, colors = self.session.map_cloud()
+            header = Header(stamp=stamp, frame_id=self.values["map_frame"])
+            self.pub_map.publish(points_to_cloud(points_to_map(points), header, rgb=colors))
+            self._map_keyframes = self.session.num_keyframes
+        self._latched_at = now
 
     def _reset_outputs(self, clear_session: bool = True) -> None:
         """Forget the path and publish an empty map (and reset the session unless it reset itself)."""
@@ -276,7 +282,7 @@ class ReconstructNode(Node):
         self.pub_path.publish(self._path)
         empty = np.zeros((0, 3), np.float32)
         self.pub_map.publish(points_to_cloud(empty, self._path.header, rgb=np.zeros((0, 3), np.uint8)))
-        self._map_published_at, self._map_keyframes = -float("inf"), 0
+        self._latched_at, self._map_keyframes = -float("inf"), 0
 
     def destroy_node(self) -> None:
         """Stop the worker (letting the current frame finish), then destroy the node."""

@@ -8,6 +8,7 @@ that nothing outside the encoder changes.
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,8 +46,9 @@ class ToyModel(ReconstructionModel):
         self.decoder = Block(dim, heads)
         self.head = nn.Linear(dim, 4)
 
+    @abstractmethod
     def patch_proj(self) -> nn.Conv2d:
-        raise NotImplementedError
+        """The patch-embedding convolution."""
 
     def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[GridMapping]]:
         raise NotImplementedError("toy model: tensors only")

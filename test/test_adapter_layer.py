@@ -119,16 +119,34 @@ def test_dropout_is_never_applied_and_no_lora_bias() -> None:
 
 
 def test_extra_cost_is_two_rank_r_matmuls() -> None:
-    """FLOPs of the adapted layer = base linear + A (r x dim) + B (3dim x r): no other matmul."""
+    """FLOPs of the adapted layer = base linear + A (r x dim) + B (3dim x r): no other matmul.
+
+    Counted on the autograd path (the counter does not see the in-place `addmm_` of the no-grad path,
+    which runs the same two products)."""
     dim, rank, tokens = 64, 8, 50
-    host, layer = _adapted(dim=dim, rank=rank)
+    host, _ = _adapted(dim=dim, rank=rank)
     x = torch.randn(1, tokens, dim)
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter:
         host(x)
     base_flops = 2 * tokens * dim * 3 * dim
     lora_flops = 2 * tokens * rank * dim + 2 * tokens * 3 * dim * rank
     assert counter.get_total_flops() == base_flops + lora_flops
+
+
+def test_no_grad_path_matches_autograd_path() -> None:
+    """Without autograd the layer updates the base output in place; same numbers as the autograd path."""
+    host, layer = _adapted(dim=32, rank=8)
+    _randomize(layer)
+    x = torch.randn(2, 7, 32)
+    with_grad = host(x)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        without = host(x)
+    with torch.inference_mode():
+        inference = host(x)
+    torch.testing.assert_close(without, with_grad.detach(), rtol=1e-6, atol=1e-7)
+    assert torch.equal(without, inference)
 
 
 def test_merge_refused() -> None:

@@ -10,7 +10,14 @@ import pytest
 import torch
 from test_adapter_common import VIT_L_LORA_PARAMS, authors_wrapped, build_registered, randomize_lora
 
-from fin3r_lib.adapter import AdapterConfig, ReNormLoraLinear, adapter_config, adapter_disabled, apply_adapter, save_adapter
+from fin3r_lib.adapter import (
+    AdapterConfig,
+    ReNormLoraLinear,
+    adapter_config,
+    adapter_disabled,
+    apply_adapter,
+    save_adapter,
+)
 from fin3r_lib.models.base import ReconstructionModel
 
 #: tiny variants and a model-grid input size each accepts (multiples of their patch sizes)
@@ -37,7 +44,9 @@ def _assert_outputs(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor],
             assert torch.equal(got[key].nan_to_num(), want[key].nan_to_num()), key
 
 
-@pytest.mark.parametrize(("name", "path"), [("vggt-1b", "aggregator.patch_embed.blocks"), ("cut3r-512-dpt", "enc_blocks")])
+@pytest.mark.parametrize(
+    ("name", "path"), [("vggt-1b", "aggregator.patch_embed.blocks"), ("cut3r-512-dpt", "enc_blocks")]
+)
 def test_full_size_encoder_on_meta(name: str, path: str) -> None:
     model = apply_adapter(build_registered(name, device="meta"))
     assert model.encoder_blocks_path == path

@@ -120,7 +120,7 @@ def test_array_to_image_is_32fc1_in_host_order_with_exact_values(image_codec):
     assert np.array_equal(depth_image_to_array(msg), values.astype(np.float32))
 
 
-def test_depth_to_mono16_rounds_to_millimetres_and_marks_invalid_zero(image_codec):
+def test_depth_to_mono16_rounds_to_millimetres_and_marks_invalid_zero():
     metres = np.array([[0.0014, 0.0016, 1.2344, 0.0004], [np.nan, -1.0, 70.0, 65.5356], [np.inf, 65.535, 0.0, 65.5354]])
     msg = depth_to_mono16_image(metres.astype(np.float32), Header())
     assert msg.encoding == "16UC1"

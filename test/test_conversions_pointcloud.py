@@ -28,14 +28,14 @@ def layout_of(msg: PointCloud2) -> list[tuple[str, int, int, int]]:
 F32 = PointField.FLOAT32
 
 
-def test_pcl_layout_of_an_xyzrgb_cloud(cloud_codec):
+def test_pcl_layout_of_an_xyzrgb_cloud():
     msg = points_to_cloud(np.zeros((4, 3), np.float32), Header(frame_id="map"), rgb=np.zeros((4, 3), np.uint8))
     assert layout_of(msg) == [("x", 0, F32, 1), ("y", 4, F32, 1), ("z", 8, F32, 1), ("rgb", 16, F32, 1)]
     assert (msg.point_step, msg.row_step, msg.height, msg.width, len(msg.data)) == (32, 128, 1, 4, 128)
     assert msg.header.frame_id == "map"
 
 
-def test_pcl_layout_puts_extra_fields_after_rgb_and_pads_to_16_bytes(cloud_codec):
+def test_pcl_layout_puts_extra_fields_after_rgb_and_pads_to_16_bytes():
     ones = np.ones(2)
     msg = points_to_cloud(np.zeros((2, 3)), Header(), fields={"confidence": ones})
     assert layout_of(msg)[3:] == [("confidence", 16, F32, 1)] and msg.point_step == 32
@@ -45,13 +45,13 @@ def test_pcl_layout_puts_extra_fields_after_rgb_and_pads_to_16_bytes(cloud_codec
     assert [f.offset for f in many.fields] == [0, 4, 8, 16, 20, 24, 28, 32] and many.point_step == 48
 
 
-def test_compact_layout(cloud_codec):
+def test_compact_layout():
     msg = points_to_cloud(np.zeros((2, 3)), Header(), rgb=np.zeros((2, 3), np.uint8), layout="compact")
     assert layout_of(msg) == [("x", 0, F32, 1), ("y", 4, F32, 1), ("z", 8, F32, 1), ("rgb", 12, F32, 1)]
     assert msg.point_step == 16
 
 
-def test_rgb_is_packed_r16_g8_b_as_float32_bits_and_padding_is_zero(cloud_codec):
+def test_rgb_is_packed_r16_g8_b_as_float32_bits_and_padding_is_zero():
     points = np.array([[1.0, 2.0, 3.0]], np.float32)
     msg = points_to_cloud(points, Header(), rgb=np.array([[0x12, 0x34, 0x56]], np.uint8))
     raw = np.frombuffer(msg.data, np.uint8)

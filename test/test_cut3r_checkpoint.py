@@ -18,7 +18,9 @@ FOREIGN_MODULE = "cut3r_training_args_not_installed"
 
 def _foreign_args(tmp_path: Path) -> object:
     """An object whose class lives in a module that will not exist when the checkpoint is read."""
-    (tmp_path / f"{FOREIGN_MODULE}.py").write_text("class TrainArgs:\n    def __init__(self):\n        self.model = 'x'\n")
+    (tmp_path / f"{FOREIGN_MODULE}.py").write_text(
+        "class TrainArgs:\n    def __init__(self):\n        self.model = 'x'\n"
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         return importlib.import_module(FOREIGN_MODULE).TrainArgs()
@@ -58,7 +60,7 @@ def test_truncated_checkpoint_raises(release_like: tuple[Path, torch.nn.Module],
     path, _ = release_like
     cut = tmp_path / "truncated.pth"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="truncated.pth"):
+    with pytest.raises(CheckpointError, match=r"truncated\.pth"):
         build_model("cut3r-tiny", checkpoint=cut)
 
 

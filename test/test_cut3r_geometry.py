@@ -25,7 +25,9 @@ def test_pose_encoding_scales_translation_by_expm1() -> None:
     enc = raw_to_pose_encoding(raw)
     assert torch.allclose(enc[0, :3], torch.tensor([0.0, 0.0, math.e - 1], dtype=torch.float64))
     assert torch.equal(enc[0, 3:], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64))  # w >= 0, unit
-    expected = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, math.e - 1], [0, 0, 0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, math.e - 1], [0, 0, 0, 1.0]], dtype=torch.float64
+    )
     assert torch.allclose(pose_encoding_to_cam_to_world(enc)[0], expected, atol=1e-15)
 
 
@@ -46,8 +48,11 @@ def test_pose_conversion_round_trips() -> None:
 def test_quaternion_is_scalar_first() -> None:
     half = math.sqrt(0.5)
     rot = quaternion_to_matrix(torch.tensor([half, 0.0, 0.0, half], dtype=torch.float64))  # 90 deg about z
-    assert torch.allclose(rot @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
-                          torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        rot @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+        atol=1e-12,
+    )
     assert torch.allclose(matrix_to_quaternion(rot), torch.tensor([half, 0.0, 0.0, half], dtype=torch.float64))
 
 
@@ -75,7 +80,7 @@ def test_preprocess_long_side_and_crop_to_multiples_of_16() -> None:
     assert mapping.resized_size == (366, 512)
     assert tuple(tensor.shape) == (3, 352, 512) and mapping.model_size == (352, 512)
     assert mapping.offset == (7, 0)
-    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+    assert tensor.min() >= 0.0 and tensor.max() <= 1.0
 
 
 def test_preprocess_at_model_size_keeps_pixels() -> None:
@@ -88,8 +93,10 @@ def test_preprocess_at_model_size_keeps_pixels() -> None:
 def test_preprocess_square_image_is_cropped_to_four_by_three() -> None:
     tensor, mapping = preprocess_image(np.zeros((300, 300, 3), np.uint8), 512)
     assert mapping.model_size == (384, 512) and mapping.offset == (64, 0)
+    assert tuple(tensor.shape) == (3, 384, 512)
 
 
 def test_preprocess_square_crop_for_224_model() -> None:
     tensor, mapping = preprocess_image(np.zeros((480, 640, 3), np.uint8), 224, square_crop=True)
     assert mapping.resized_size == (224, 299) and mapping.model_size == (224, 224) and mapping.offset == (0, 37)
+    assert tuple(tensor.shape) == (3, 224, 224)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.cut3r import CUT3R
+from fin3r_lib.models.cut3r.pose import ray_map
 from fin3r_lib.models.registry import build_model
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
@@ -26,7 +28,9 @@ def _spec(name: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-@pytest.mark.parametrize(("model", "spec"), [("cut3r-512-dpt", "cut3r_512_dpt"), ("cut3r-224-linear", "cut3r_224_linear")])
+@pytest.mark.parametrize(
+    ("model", "spec"), [("cut3r-512-dpt", "cut3r_512_dpt"), ("cut3r-224-linear", "cut3r_224_linear")]
+)
 def test_state_dict_equals_release_keys(model: str, spec: str) -> None:
     expected = _spec(spec)
     built = build_model(model, device="meta")
@@ -145,3 +149,30 @@ def test_seven_scenes_fifty_steps(tiny: CUT3R, seven_scenes: dict[str, np.ndarra
             assert np.isfinite(arr).all()
         assert not frame.relative_scale
     assert stream.state.frames == 50
+
+
+def test_unseen_view_query_leaves_state_unchanged(tiny: CUT3R) -> None:
+    stream = tiny.new_stream()
+    for img in _images(2):
+        stream.step(img)
+    before = stream.state
+    k = torch.tensor([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    rays = ray_map(torch.eye(4), k, 48, 64)
+    assert torch.allclose(rays[5:, 24, 32], torch.ones(1))  # the principal ray of an identity camera is +z
+    with torch.inference_mode():
+        out = tiny.query_ray_map(rays[None], before)
+    assert out["pts3d_in_other_view"].shape == (1, 48, 64, 3) and out["camera_pose"].shape == (1, 7)
+    assert stream.state is before and stream.state.frames == 2
+
+
+def test_fp16_rope_quirk_is_on_in_the_image_encoder_only(tiny: CUT3R) -> None:
+    assert all(blk.attn.rope_in_fp16 for blk in tiny.enc_blocks)
+    assert not any(blk.attn.rope_in_fp16 for blk in tiny.enc_blocks_ray_map)
+    assert not any(blk.attn.rope_in_fp16 for blk in tiny.dec_blocks)
+    exact = CUT3R(replace(tiny.cfg, rope_in_fp16=False)).eval()
+    exact.load_state_dict(tiny.state_dict())
+    x = torch.rand(1, 1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        quirk, plain = tiny.encode(x), exact.encode(x)
+    assert not torch.equal(quirk, plain)
+    assert torch.allclose(quirk, plain, atol=1e-2)

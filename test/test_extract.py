@@ -34,16 +34,33 @@ def _frames(images) -> list[Frame]:
     return [Frame(rgb=im, stamp=i * 0.1, index=i) for i, im in enumerate(images)]
 
 
-def test_selection_drops_injected_duplicates_and_a_blurred_frame(scene):
-    rgb = list(scene[0])
-    images = [*rgb[:4], rgb[3].copy(), rgb[3].copy(), *rgb[4:8], cv2.GaussianBlur(rgb[7], (0, 0), 3.0), *rgb[8:]]
-    selector = FrameSelector(SelectionConfig())
-    decisions = [selector.decide(f) for f in _frames(images)]
-    dropped = {i: d.reason for i, d in enumerate(decisions) if not d.keep}
-    assert sorted(dropped) == [4, 5, 10]
+def test_selection_drops_injected_duplicates_and_a_blurred_frame(tmp_path, scene):
+    rgb, _, K = scene
+    images = [*rgb[:4], rgb[3], rgb[3], *rgb[4:8], cv2.GaussianBlur(rgb[7], (0, 0), 3.0), *rgb[8:]]
+    bag = write_bag(tmp_path / "log", [CameraSpec(np.stack(images), K, encoding="jpeg")])
+    result = extract_frames([bag], tmp_path / "ds", ExtractOptions(), progress=False)
+    decisions = [json.loads(line) for line in (tmp_path / "ds" / "selection.jsonl").read_text().splitlines()]
+    dropped = {d["index"]: d["reason"] for d in decisions if not d["keep"]}
+    assert sorted(dropped) == [4, 5, 10] and result.kept == len(images) - 3
     assert dropped[4].startswith("near-duplicate") and dropped[5].startswith("near-duplicate")
     assert dropped[10].startswith("blur:")
-    assert decisions[0].reason == "first frame of the camera"
+    assert decisions[0]["reason"] == "first frame of the camera"
+    assert [r["index"] for r in FrameDataset(tmp_path / "ds").records] == [
+        i for i in range(len(images)) if i not in dropped
+    ]
+    summary = json.loads((tmp_path / "ds" / SUMMARY).read_text())
+    assert summary["decisions"] == {
+        "first frame of the camera": 1,
+        "passed rate, blur and duplicate checks": 11,
+        "near-duplicate": 2,
+        "blur": 1,
+    }
+
+
+def test_time_range_skips_images_outside(tmp_path, bag):
+    frames_kept = extract_frames([bag], tmp_path / "ds", ExtractOptions(start=0.25, end=0.75), progress=False)
+    assert [r["index"] for r in FrameDataset(tmp_path / "ds").records] == [0, 1, 2, 3, 4]
+    assert frames_kept.reports[0].outside_range == N - 5
 
 
 def test_keyframes_by_motion_and_rate(scene):

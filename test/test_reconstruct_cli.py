@@ -76,6 +76,7 @@ def _check_outputs(out: Path, n: int, stamps: np.ndarray) -> None:
         assert cv2.imread(str(out / preview)) is not None
 
 
+@pytest.mark.slow
 def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, capsys) -> None:
     _require("vggt-tiny")
     out = tmp_path / "out"
@@ -86,6 +87,7 @@ def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, ca
     assert json.loads((out / "summary.json").read_text())["session"]["context_size"] == 3
 
 
+@pytest.mark.slow
 def test_reconstruct_video_with_max_frames(video_file, tmp_path) -> None:
     _require("vggt-tiny")
     out = tmp_path / "out"
@@ -134,7 +136,9 @@ def test_sources_dispatch_by_kind(seven_scenes, image_folder, video_file, tmp_pa
     dataset = tmp_path / "dataset"
     writer = FrameDatasetWriter(dataset)
     for i in range(3):
-        writer.add(Frame(seven_scenes["rgb"][i], 100.0 + i, camera="cam", intrinsics=seven_scenes["K"], index=i), True, "test")
+        writer.add(
+            Frame(seven_scenes["rgb"][i], 100.0 + i, camera="cam", intrinsics=seven_scenes["K"], index=i), True, "test"
+        )
     writer.close()
     assert input_kind(dataset) == "dataset" and frame_count(dataset) == 3
     frames = list(open_frames(dataset))

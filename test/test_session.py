@@ -10,6 +10,7 @@ from gt_backend import GroundTruthModel
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
+from fin3r_lib.geometry import sim3_matrix
 from fin3r_lib.session import (
     AlignmentError,
     KeyframeGate,
@@ -18,6 +19,7 @@ from fin3r_lib.session import (
     VoxelMap,
     confidence_mask,
 )
+from fin3r_lib.session.align import fit_sim3_robust
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +176,7 @@ def test_voxel_map_drops_least_recently_seen_voxels_first() -> None:
     rng = np.random.default_rng(0)
     vmap = VoxelMap(voxel_size=0.01, max_points=1000)
     for i in range(20):
-        batch = rng.uniform(0, 1, (300, 3)).astype(np.float32) + [i, 0, 0]
+        batch = rng.uniform(0, 1, (300, 3)).astype(np.float32) + np.array([i, 0, 0], np.float32)
         vmap.add(batch, np.full((300, 3), i, np.uint8))
         assert len(vmap) <= 1000
     points, colors = vmap.cloud()
@@ -198,3 +200,19 @@ def test_config_rejects_bad_values(bad) -> None:
     name = next(iter(bad))
     with pytest.raises(InputError, match=f"SessionConfig.{name}: expected"):
         SessionConfig(**bad)
+
+
+def test_sim3_fit_ignores_outliers_and_invalid_points() -> None:
+    rng = np.random.default_rng(3)
+    src = rng.normal(size=(500, 3))
+    angle = 0.7
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    dst = 2.5 * src @ rot.T + [1.0, -2.0, 0.5]
+    dst[:40] += rng.normal(scale=5.0, size=(40, 3))  # 8% gross outliers
+    src[40:50] = np.nan  # invalid predictions
+    weights = np.ones(500)
+    weights[50:60] = 0.0  # masked by confidence
+    fitted = fit_sim3_robust(src, dst, weights, trim=0.2)
+    np.testing.assert_allclose(fitted, sim3_matrix(2.5, rot, [1.0, -2.0, 0.5]), atol=1e-9)
+    with pytest.raises(AlignmentError, match="at least 16 valid point pairs"):
+        fit_sim3_robust(src[40:70], dst[40:70], weights[40:70])  # 10 valid pairs

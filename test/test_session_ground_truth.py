@@ -40,6 +40,7 @@ def truth_cloud(seven_scenes: dict[str, np.ndarray]) -> o3d.geometry.PointCloud:
     return _truth_cloud(seven_scenes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend",
     [

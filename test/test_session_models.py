@@ -56,4 +56,3 @@ def test_streaming_reset_restarts_the_stream_bit_exactly(small_rgb) -> None:
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a.frame.depth, b.frame.depth)
         np.testing.assert_array_equal(a.frame.cam_to_world, b.frame.cam_to_world)
-

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from safetensors.torch import save_file
 from fin3r_lib.errors import CheckpointError
 from fin3r_lib.geometry import unproject_depth
 from fin3r_lib.models import PREDICTION_KEYS, build_model
+from fin3r_lib.models.vggt import VGGT
+from fin3r_lib.models.vggt.config import VGGT_TINY
 
 KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "vggt_1b.keys.tsv"
 RELEASE_PARAMS = 1_256_537_516
@@ -166,3 +170,18 @@ def test_predict_on_real_frames_is_consistent(tiny, seven_scenes):
     for i in range(s):
         expected = unproject_depth(rec.depth[i], rec.intrinsics[i], rec.cam_to_world[i])
         np.testing.assert_allclose(rec.world_points[i], expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+
+def test_checkpoint_with_track_head_loads_into_model_without_it(tiny, small_images, tmp_path, caplog):
+    small_track = dict(track_features=16, track_hidden=32, track_heads=2, track_depth=1, track_virtual_tokens=4)
+    with_track = VGGT(dataclasses.replace(VGGT_TINY, track_head=True, **small_track))
+    with_track.load_state_dict(tiny.state_dict(), strict=False)
+    state = with_track.state_dict()
+    assert any(k.startswith("track_head.tracker.updateformer.") for k in state)
+    path = tmp_path / "with_track.pt"
+    torch.save(state, path)
+    with caplog.at_level(logging.INFO, logger="fin3r_lib.models.checkpoint"):
+        loaded = build_model("vggt-tiny", checkpoint=path)
+    assert "track_head." in caplog.text and "dropped" in caplog.text
+    assert not any(k.startswith("track_head.") for k in loaded.state_dict())
+    torch.testing.assert_close(_outputs(loaded, small_images)["depth"], _outputs(tiny, small_images)["depth"])

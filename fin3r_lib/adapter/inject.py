@@ -46,7 +46,9 @@ def apply_adapter(
     """
     config = AdapterConfig(rank, alpha)
     if adapter_layers(model):
-        raise AdapterError(f"model {model.name or type(model).__name__} already has an adapter: {adapter_config(model)}")
+        raise AdapterError(
+            f"model {model.name or type(model).__name__} already has an adapter: {adapter_config(model)}"
+        )
     targets = target_pattern(model)
     blocks = model.encoder_blocks()
     for i, block in enumerate(blocks):

@@ -132,7 +132,9 @@ def _parse_ours(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], 
     blocks_path, lora = _group_lora(state, _OUR_KEY, path)
     adapter = AdapterFile(blocks_path, lora, float(metadata["alpha"]), metadata.get("base_model", ""))
     if str(adapter.rank) != metadata.get("rank"):
-        raise AdapterError(f"adapter file {path}: metadata says rank {metadata.get('rank')}, tensors have {adapter.rank}")
+        raise AdapterError(
+            f"adapter file {path}: metadata says rank {metadata.get('rank')}, tensors have {adapter.rank}"
+        )
     return adapter
 
 

@@ -19,12 +19,19 @@ from fin3r_lib.adapter.config import AdapterError
 RENORM_EPS = 1e-6
 
 
-def renormalize_qkv(out: torch.Tensor, base: torch.Tensor, eps: float = RENORM_EPS) -> torch.Tensor:
-    """Rescale each of the q, k, v thirds of `out` [..., 3*dim] to the L2 norm of the same third of `base`."""
+def qkv_norms(qkv: torch.Tensor) -> torch.Tensor:
+    """L2 norms of the q, k and v thirds of `qkv` [..., 3*dim] -> [..., 3, 1]."""
+    return torch.linalg.vector_norm(qkv.unflatten(-1, (3, -1)), dim=-1, keepdim=True)
+
+
+def renormalize_qkv(
+    out: torch.Tensor, base_norms: torch.Tensor, eps: float = RENORM_EPS, inplace: bool = False
+) -> torch.Tensor:
+    """Rescale each of the q, k, v thirds of `out` [..., 3*dim] to the norms `base_norms` [..., 3, 1] of the
+    base output's thirds: q' = q * ||q0|| / (||q|| + eps). `inplace` overwrites `out` (no autograd)."""
     o = out.unflatten(-1, (3, -1))
-    o0 = base.unflatten(-1, (3, -1))
-    gain = torch.linalg.vector_norm(o0, dim=-1, keepdim=True) / (torch.linalg.vector_norm(o, dim=-1, keepdim=True) + eps)
-    return (o * gain).flatten(-2)
+    gain = base_norms / (torch.linalg.vector_norm(o, dim=-1, keepdim=True) + eps)
+    return o.mul_(gain).flatten(-2) if inplace else (o * gain).flatten(-2)
 
 
 class ReNormLoraLinear(LoraLinear):
@@ -51,11 +58,18 @@ class ReNormLoraLinear(LoraLinear):
         active = [name for name in self.active_adapters if name in self.lora_A]
         if self.disable_adapters or not active:
             return base
-        out = base
+        base_norms = qkv_norms(base).reshape(-1, 3, 1)
+        # Without autograd, base's fresh buffer becomes the output: no further full-width tensor is allocated.
+        inplace = not torch.is_grad_enabled() and base.is_contiguous()
+        out = base.view(-1, base.shape[-1]) if inplace else base.reshape(-1, base.shape[-1])
+        x2d = x.reshape(-1, x.shape[-1])
         for name in active:
             lora_a, lora_b = self.lora_A[name], self.lora_B[name]
-            out = out + lora_b(lora_a(self._cast_input_dtype(x, lora_a.weight.dtype))) * self.scaling[name]
-        return renormalize_qkv(out.to(base.dtype), base)
+            low = lora_a(self._cast_input_dtype(x2d, lora_a.weight.dtype)).to(out.dtype)  # [tokens, r]
+            weight_b = lora_b.weight.to(out.dtype).T
+            scale = self.scaling[name]
+            out = out.addmm_(low, weight_b, alpha=scale) if inplace else torch.addmm(out, low, weight_b, alpha=scale)
+        return renormalize_qkv(out, base_norms, inplace=inplace).view(base.shape)
 
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
         """Not possible: the rescale depends on the input, so the adapter stays a separate branch."""

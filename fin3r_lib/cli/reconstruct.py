@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(
-        f"fin3r reconstruct: {len(names)} frames ({session.num_keyframes} keyframes), "
-        f"{len(points)} map points -> {out}"
+        f"fin3r reconstruct: {len(names)} frames ({session.num_keyframes} keyframes), {len(points)} map points -> {out}"
     )
     return 0

@@ -4,7 +4,11 @@ Reading goes through `rosbags` (`AnyReader`), so no ROS install is needed. Every
 `sensor_msgs/Image` and `CompressedImage` topics becomes a `Frame`, paired with the latest `CameraInfo`
 of its camera (`NS/camera_info` beside `NS/image_raw` or `NS/image_raw/compressed`) and, when the bag
 holds `/tf` and `/tf_static`, with the pose of its optical frame (`header.frame_id`, OpenCV axes by
-REP 103) in a fixed frame, interpolated at the image stamp. Images decode on a thread pool, in order.
+REP 103) in a fixed frame, interpolated at the image stamp. Two passes: TF and CameraInfo first (with
+`rosbags`, reading them together with the images costs more than a separate pass), then the images,
+in bag order. Compressed images decode on a thread pool
+(OpenCV releases the GIL); raw images are converted in the reading thread, where threads only added
+overhead (benchmarks/bench_extract.py), and may be read-only views of the message buffer.
 
 A bag that `rosbags` cannot open (a crashed recorder's truncated MCAP or sqlite3 file) is read from a
 recovered copy of its readable part; each file's `ReadReport` says how many messages were lost and where.
@@ -12,6 +16,7 @@ recovered copy of its readable part; each file's `ReadReport` says how many mess
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import struct
@@ -44,6 +49,7 @@ COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+_TF_TOPICS = ("/tf", "/tf_static")
 # What reading a damaged file can raise mid-iteration (rosbags' own errors, short reads, bad lengths).
 _READ_ERRORS = (AnyReaderError, Reader1Error, Reader2Error, OSError, ValueError, struct.error, EOFError)
 _OPEN_ERRORS = (AnyReaderError, Reader1Error, Reader2Error, OSError)
@@ -270,85 +276,11 @@ def _decode(reader: AnyReader, raw: bytes, msgtype: str, topic: str) -> _Decoded
         return _Decoded(_stamp(msg.header), msg.header.frame_id, None, f"{topic}: undecodable image: {exc}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3:
         raise BagError(f"{topic}: expected a colour uint8 image, got {rgb.dtype} {rgb.shape}")
-    if not rgb.flags.writeable or not rgb.flags.c_contiguous:
-        rgb = np.ascontiguousarray(rgb).copy()
     return _Decoded(_stamp(msg.header), msg.header.frame_id, rgb)
 
 
-@dataclass
-class _Pending:
-    future: Future
-    stream: _Stream
-    index: int
-    calibration: _Calibration | None
-
-
-class _FrameAssembler:
-    """Pairs decoded images with calibration and TF poses, releasing frames in bag order when complete."""
-
-    def __init__(self, info_topics: set[str], tf_topics: set[str], fixed_frame, tf_wait: float, report):
-        self.info_topics, self.has_tf, self.dynamic_tf = info_topics, bool(tf_topics), "/tf" in tf_topics
-        self.fixed_frame, self.tf_wait, self.report = fixed_frame, tf_wait, report
-        self.tf = TfBuffer()
-        self.newest_tf = -np.inf
-        self.calibrations: dict[str, _Calibration] = {}
-        self.pending: deque[_Pending] = deque()
-
-    def add_tf(self, msg, static: bool) -> None:
-        self.tf.add_message(msg, static)
-        if not static and msg.transforms:
-            self.newest_tf = max(self.newest_tf, max(_stamp(t.header) for t in msg.transforms))
-
-    def pose(self, frame_id: str, stamp: float, final: bool) -> tuple[bool, np.ndarray | None]:
-        """(ready, camera-to-fixed pose or None)."""
-        if not self.has_tf or not frame_id:
-            return True, None
-        if self.dynamic_tf and not final and self.newest_tf < stamp:  # TF has not caught up with the image
-            return False, None
-        try:
-            fixed = self.fixed_frame or self.tf.root(frame_id)
-            return True, self.tf.lookup(fixed, frame_id, stamp)
-        except TfError as exc:
-            if final or not self.dynamic_tf or stamp < self.newest_tf - self.tf_wait:
-                if len(self.report.errors) < 5:
-                    self.report.errors.append(f"no pose: {exc}")
-                return True, None
-            return False, None
-
-    def release(self, final: bool, max_pending: int) -> Iterator[Frame]:
-        """Frames at the front of the queue whose image, calibration and pose are known."""
-        while self.pending:
-            item = self.pending[0]
-            if not final and not item.future.done() and len(self.pending) <= max_pending:
-                return
-            decoded: _Decoded = item.future.result()
-            calibration = item.calibration or self.calibrations.get(item.stream.camera)
-            if calibration is None and item.stream.info_topic in self.info_topics and not final:
-                return
-            ready, pose = self.pose(decoded.frame_id, decoded.stamp, final)
-            if not ready:
-                return
-            self.pending.popleft()
-            if decoded.rgb is None:
-                self.report.add_lost(1)
-                self.report.errors.append(decoded.error)
-                continue
-            self.report.frames += 1
-            self.report.unposed += int(self.has_tf and pose is None)
-            yield Frame(
-                rgb=decoded.rgb,
-                stamp=decoded.stamp,
-                camera=item.stream.camera,
-                frame_id=decoded.frame_id,
-                intrinsics=None if calibration is None else calibration.K,
-                distortion=None if calibration is None else calibration.distortion,
-                cam_to_world=pose,
-                index=item.index,
-            )
-
-
 class _Inline:
-    """Executor stand-in that runs each task at once in the calling thread (`workers=0`)."""
+    """Executor stand-in that runs each task at once in the calling thread."""
 
     def __enter__(self) -> _Inline:
         return self
@@ -365,6 +297,91 @@ class _Inline:
         return future
 
 
+def _messages(reader: AnyReader, connections: list, report: ReadReport) -> Iterator[tuple]:
+    """`reader.messages(connections)`, stopping (and reporting the loss) where a damaged file breaks."""
+    expected, seen = sum(c.msgcount for c in connections), 0
+    messages = reader.messages(connections=connections)
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except _READ_ERRORS as exc:
+            report.stopped_at.append(
+                f"message {seen} of {expected} on {sorted({c.topic for c in connections})} ({exc})"
+            )
+            report.add_lost(expected - seen)
+            return
+        seen += 1
+        yield item
+
+
+@dataclass
+class _Context:
+    """What the images are paired with: the whole TF tree and each camera's CameraInfo changes."""
+
+    tf: TfBuffer = field(default_factory=TfBuffer)
+    info_times: dict[str, list[int]] = field(default_factory=dict)  # camera -> log times of changes
+    infos: dict[str, list[_Calibration]] = field(default_factory=dict)
+
+    def calibration(self, camera: str, log_ns: int) -> _Calibration | None:
+        """The latest CameraInfo at `log_ns`, or the first one when the image precedes them all."""
+        times = self.info_times.get(camera)
+        if not times:
+            return None
+        return self.infos[camera][max(0, bisect.bisect_right(times, log_ns) - 1)]
+
+
+def _read_context(reader: AnyReader, streams: dict[str, _Stream], report: ReadReport) -> _Context:
+    """First pass: TF and CameraInfo messages (small; a pass over them alone is cheaper than mixing)."""
+    by_info = {s.info_topic: s.camera for s in streams.values()}
+    wanted = [
+        c
+        for c in reader.connections
+        if (c.topic in by_info and c.msgtype == CAMERA_INFO) or (c.topic in _TF_TOPICS and c.msgtype == TF_MESSAGE)
+    ]
+    context = _Context()
+    tails: dict[str, bytes] = {}  # CameraInfo bytes after the stamp (CDR and ROS 1 alike), per topic
+    for conn, log_ns, raw in _messages(reader, wanted, report):
+        if conn.topic in by_info and raw[12:] == tails.get(conn.topic):
+            continue  # the same CameraInfo again: only the header stamp (and ROS 1 seq) changed
+        try:
+            msg = reader.deserialize(raw, conn.msgtype)
+        except AnyReaderError as exc:
+            report.add_lost(1)
+            report.errors.append(f"{conn.topic}: undecodable message: {exc}")
+            continue
+        if conn.topic in _TF_TOPICS:
+            context.tf.add_message(msg, static=conn.topic == "/tf_static")
+        else:
+            camera = by_info[conn.topic]
+            context.info_times.setdefault(camera, []).append(log_ns)
+            context.infos.setdefault(camera, []).append(_calibration(msg))
+            tails[conn.topic] = bytes(raw[12:])
+    return context
+
+
+def _pose(context: _Context, fixed_frame: str | None, frame_id: str, stamp: float, report: ReadReport):
+    """Camera-to-fixed pose of the optical frame `frame_id` at `stamp`, or None (noted in the report)."""
+    if not context.tf.frames:
+        return None
+    try:
+        return context.tf.lookup(fixed_frame or context.tf.root(frame_id), frame_id, stamp)
+    except TfError as exc:
+        report.unposed += 1
+        if len(report.errors) < 5:
+            report.errors.append(f"no pose: {exc}")
+        return None
+
+
+@dataclass
+class _Pending:
+    future: Future
+    stream: _Stream
+    index: int
+    calibration: _Calibration | None
+
+
 def _bag_frames(
     reader: AnyReader,
     report: ReadReport,
@@ -374,59 +391,53 @@ def _bag_frames(
     time_range: tuple[float | None, float | None],
     pool: ThreadPoolExecutor | _Inline,
     max_pending: int,
-    tf_wait: float,
 ) -> Iterator[Frame]:
     streams = _streams(reader, path, topics)
-    by_info = {s.info_topic: s for s in streams.values()}
-    info_topics = {
-        c.topic for c in reader.connections if c.topic in by_info and c.msgtype == CAMERA_INFO and c.msgcount
-    }
-    tf_topics = {c.topic for c in reader.connections if c.topic in ("/tf", "/tf_static") and c.msgtype == TF_MESSAGE}
-    asm = _FrameAssembler(info_topics, tf_topics, fixed_frame, tf_wait, report)
-    wanted = [c for c in reader.connections if c.topic in streams or c.topic in info_topics or c.topic in tf_topics]
+    context = _read_context(reader, streams, report)
+    if fixed_frame and context.tf.frames and fixed_frame.lstrip("/") not in context.tf.frames:
+        raise BagError(
+            f"fixed frame {fixed_frame!r} is not in the TF tree of {path}; frames: {sorted(context.tf.frames)}"
+        )
     t0 = reader.start_time
     lo = None if time_range[0] is None else t0 + int(time_range[0] * 1e9)
     hi = None if time_range[1] is None else t0 + int(time_range[1] * 1e9)
+    inline = _Inline()
     counters = dict.fromkeys(streams, 0)
-    info_tails: dict[str, bytes] = {}  # CameraInfo bytes after the stamp (CDR and ROS 1 alike), per topic
-    expected, seen = sum(c.msgcount for c in wanted), 0
-    messages = reader.messages(connections=wanted)
-    while True:
-        try:
-            conn, log_ns, raw = next(messages)
-        except StopIteration:
-            break
-        except _READ_ERRORS as exc:
-            report.stopped_at.append(f"message {seen} of {expected} on the read topics ({exc})")
-            report.add_lost(expected - seen)
-            break
-        seen += 1
-        if conn.topic in streams:
-            if (lo is not None and log_ns < lo) or (hi is not None and log_ns > hi):
-                report.outside_range += 1
-                continue
-            stream = streams[conn.topic]
-            future = pool.submit(_decode, reader, raw, conn.msgtype, conn.topic)
-            asm.pending.append(_Pending(future, stream, counters[conn.topic], asm.calibrations.get(stream.camera)))
-            counters[conn.topic] += 1
-        else:
-            if conn.topic in info_tails and raw[12:] == info_tails[conn.topic]:
-                continue  # the same CameraInfo again: only the header stamp (and ROS 1 seq) changed
-            try:
-                msg = reader.deserialize(raw, conn.msgtype)
-            except AnyReaderError as exc:
+    pending: deque[_Pending] = deque()
+
+    def release(final: bool) -> Iterator[Frame]:
+        while pending and (final or pending[0].future.done() or len(pending) > max_pending):
+            item = pending.popleft()
+            decoded: _Decoded = item.future.result()
+            if decoded.rgb is None:
                 report.add_lost(1)
-                report.errors.append(f"{conn.topic}: undecodable message: {exc}")
+                report.errors.append(decoded.error)
                 continue
-            if conn.topic in tf_topics:
-                asm.add_tf(msg, static=conn.topic == "/tf_static")
-            else:
-                asm.calibrations[by_info[conn.topic].camera] = _calibration(msg)
-                info_tails[conn.topic] = bytes(raw[12:])
-        yield from asm.release(final=False, max_pending=max_pending)
-    if fixed_frame and tf_topics and fixed_frame.lstrip("/") not in asm.tf.frames:
-        raise BagError(f"fixed frame {fixed_frame!r} is not in the TF tree of {path}; frames: {sorted(asm.tf.frames)}")
-    yield from asm.release(final=True, max_pending=max_pending)
+            report.frames += 1
+            calibration = item.calibration
+            yield Frame(
+                rgb=decoded.rgb,
+                stamp=decoded.stamp,
+                camera=item.stream.camera,
+                frame_id=decoded.frame_id,
+                intrinsics=None if calibration is None else calibration.K,
+                distortion=None if calibration is None else calibration.distortion,
+                cam_to_world=_pose(context, fixed_frame, decoded.frame_id, decoded.stamp, report),
+                index=item.index,
+            )
+
+    images = [c for c in reader.connections if c.topic in streams]
+    for conn, log_ns, raw in _messages(reader, images, report):
+        if (lo is not None and log_ns < lo) or (hi is not None and log_ns > hi):
+            report.outside_range += 1
+            continue
+        stream = streams[conn.topic]
+        executor = pool if conn.msgtype == COMPRESSED_IMAGE else inline  # see the module docstring
+        future = executor.submit(_decode, reader, raw, conn.msgtype, conn.topic)
+        pending.append(_Pending(future, stream, counters[conn.topic], context.calibration(stream.camera, log_ns)))
+        counters[conn.topic] += 1
+        yield from release(final=False)
+    yield from release(final=True)
 
 
 def iter_bag_frames(
@@ -439,16 +450,14 @@ def iter_bag_frames(
     workers: int | None = None,
     typestore: Stores | None = None,
     reports: list[ReadReport] | None = None,
-    tf_wait: float = 1.0,
 ) -> Iterator[Frame]:
     """Frames of the image `topics` (default: every colour image topic) of each bag, bag after bag.
 
     `fixed_frame`: frame the poses are expressed in (default: the root of the camera's TF tree).
     `start` / `end`: seconds from the start of each bag (log time); images outside are skipped undecoded.
-    `workers`: decode threads (default: up to 4, one per core; 0 decodes in the calling thread).
+    `workers`: threads decoding compressed images (default: up to 4, one per core; 0: the calling thread).
     `typestore`: definitions for bags that embed none. `reports`: receives one `ReadReport` per bag
-    (appended as the bag is opened, complete once its frames are exhausted). `tf_wait`: seconds of TF
-    an image waits for before it goes unposed.
+    (appended as the bag is opened, complete once its frames are exhausted).
     """
     workers = max(1, min(4, os.cpu_count() or 1)) if workers is None else workers
     with ThreadPoolExecutor(workers, thread_name_prefix="fin3r-decode") if workers > 0 else _Inline() as pool:
@@ -457,7 +466,7 @@ def iter_bag_frames(
                 if reports is not None:
                     reports.append(report)
                 yield from _bag_frames(
-                    reader, report, path, topics, fixed_frame, (start, end), pool, 4 * max(workers, 1), tf_wait
+                    reader, report, path, topics, fixed_frame, (start, end), pool, 4 * max(workers, 1)
                 )
             if report.damaged:
                 log.warning("damaged bag: %s", report)

@@ -34,6 +34,14 @@ def matrix_from(translation, q_wxyz: np.ndarray) -> np.ndarray:
     return m
 
 
+def rigid_inverse(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 rigid transform (exact transpose of the rotation)."""
+    out = np.eye(4)
+    out[:3, :3] = m[:3, :3].T
+    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
+    return out
+
+
 def slerp(q0: np.ndarray, q1: np.ndarray, s: float) -> np.ndarray:
     """Spherical interpolation of unit (w, x, y, z) quaternions, shortest path, s in [0, 1]."""
     dot = float(np.dot(q0, q1))
@@ -55,29 +63,33 @@ class _Edge:
     stamps: list[float] = field(default_factory=list)
     translations: list[np.ndarray] = field(default_factory=list)
     quats: list[np.ndarray] = field(default_factory=list)  # (w, x, y, z)
+    matrices: list[np.ndarray] = field(default_factory=list)
 
     def add(self, stamp: float, translation, q_wxyz: np.ndarray) -> None:
+        t = np.asarray(translation, dtype=np.float64)
+        m = matrix_from(t, q_wxyz)
         if self.static:
-            self.stamps, self.translations, self.quats = [stamp], [np.asarray(translation, float)], [q_wxyz]
+            self.stamps, self.translations, self.quats, self.matrices = [stamp], [t], [q_wxyz], [m]
             return
-        i = bisect.bisect_right(self.stamps, stamp)
-        if i > 0 and self.stamps[i - 1] == stamp:  # a repeated sample replaces the earlier one
-            self.translations[i - 1], self.quats[i - 1] = np.asarray(translation, float), q_wxyz
+        i = bisect.bisect_left(self.stamps, stamp)
+        if i < len(self.stamps) and self.stamps[i] == stamp:  # a repeated sample replaces the earlier one
+            self.translations[i], self.quats[i], self.matrices[i] = t, q_wxyz, m
             return
         self.stamps.insert(i, stamp)
-        self.translations.insert(i, np.asarray(translation, float))
+        self.translations.insert(i, t)
         self.quats.insert(i, q_wxyz)
+        self.matrices.insert(i, m)
 
     def at(self, stamp: float, child: str, tolerance: float) -> np.ndarray:
-        """parent <- child transform at `stamp` (seconds)."""
+        """parent <- child transform at `stamp` (seconds); do not modify the returned array."""
         if self.static:
-            return matrix_from(self.translations[0], self.quats[0])
+            return self.matrices[0]
         ts = self.stamps
         i = bisect.bisect_left(ts, stamp)
         if i < len(ts) and abs(ts[i] - stamp) <= tolerance:
-            return matrix_from(self.translations[i], self.quats[i])
+            return self.matrices[i]
         if i > 0 and abs(ts[i - 1] - stamp) <= tolerance:
-            return matrix_from(self.translations[i - 1], self.quats[i - 1])
+            return self.matrices[i - 1]
         if i == 0 or i == len(ts):
             raise TfError(
                 f"{self.parent} -> {child}: time {stamp:.9f} s is outside the samples [{ts[0]:.9f}, {ts[-1]:.9f}] s"
@@ -150,4 +162,4 @@ class TfBuffer:
             )
         t_common_source = self._to_ancestor(up_source, common, stamp)
         t_common_target = self._to_ancestor(up_target, common, stamp)
-        return np.linalg.inv(t_common_target) @ t_common_source
+        return rigid_inverse(t_common_target) @ t_common_source

@@ -44,7 +44,8 @@ class SessionConfig:
             raise InputError(f"SessionConfig.voxel_size: expected a number > 0, got {self.voxel_size!r}")
         if not 0 < self.confidence_top_fraction <= 1:
             raise InputError(
-                f"SessionConfig.confidence_top_fraction: expected a number in (0, 1], got {self.confidence_top_fraction!r}"
+                "SessionConfig.confidence_top_fraction: expected a number in (0, 1], "
+                f"got {self.confidence_top_fraction!r}"
             )
         if not 0 <= self.align_trim < 1:
             raise InputError(f"SessionConfig.align_trim: expected a number in [0, 1), got {self.align_trim!r}")

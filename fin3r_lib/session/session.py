@@ -11,7 +11,9 @@ frame defines it again. Two kinds of backend:
   already consistent; its first frame's pose is factored out so both kinds share the same world.
 
 Keyframes (see `KeyframeGate`) feed the windowed context and the map; every frame gets a result.
-A frame whose prediction cannot be placed raises AlignmentError and leaves the session as it was.
+A frame whose prediction cannot be placed raises AlignmentError and leaves the session as it was;
+a frame of another size than the session's first raises InputError (reset to change resolution).
+A frame's own intrinsics and pose are not used: the backbones estimate both.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class _Keyframe:
 
 
 def confidence_mask(depth: np.ndarray, conf: np.ndarray, min_confidence: float, top_fraction: float) -> np.ndarray:
-    """Pixels with finite positive depth, confidence >= `min_confidence`, in the frame's `top_fraction` most confident."""
+    """Pixels with finite positive depth, confidence >= `min_confidence`, among the `top_fraction` most confident."""
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(depth) & (depth > 0) & np.isfinite(conf) & (conf >= min_confidence)
     if top_fraction < 1.0 and mask.any():
@@ -190,6 +192,10 @@ class ReconstructionSession:
         dst = np.concatenate([kf.points for kf in context])
         pred_conf = np.concatenate([rec.depth_conf[i].reshape(-1)[idx] for i in range(len(context))])
         weights = np.minimum(pred_conf, np.concatenate([kf.conf for kf in context]))
+        # confidences can span orders of magnitude (1 + exp(x)): cap them so a few pixels cannot dominate
+        positive = weights[weights > 0]
+        if len(positive):
+            weights = np.minimum(weights, np.quantile(positive, 0.9))
         sim3 = fit_sim3_robust(src, dst, weights, self.config.align_trim)
         return transform_frame(current, sim3), t_model
 

@@ -14,7 +14,7 @@ M = TypeVar("M")
 
 
 def to_byte_array(values: np.ndarray) -> array.array:
-    """Bytes of `values` (made C-contiguous) as the `array.array('B')` a message data field takes without a check."""
+    """Bytes of `values` (made C-contiguous) copied once into the `array.array('B')` a message's uint8[] field holds."""
     out = array.array("B")
     out.frombytes(memoryview(np.ascontiguousarray(values).reshape(-1)).cast("B"))  # reshape: empty arrays too
     return out

@@ -2,7 +2,14 @@
 
 Variants: `cut3r-512-dpt` (`cut3r_512_dpt_4_64.pth`), `cut3r-224-linear` (`cut3r_224_linear_4.pth`),
 `cut3r-tiny` (random weights, tests and benchmarks). The releases are not on a stable Hugging Face
-repo: pass the local `.pth` file as the checkpoint.
+repo: pass the local `.pth` file as the checkpoint. Its `model` entry loads unchanged (strict; a
+`module.` prefix is stripped). Its pickled training `args` (omegaconf objects) are never imported:
+`fin3r_lib.models.checkpoint` reads the file with an unpickler that turns every non-torch class into
+an inert placeholder, so omegaconf is not needed and no foreign code runs (test_cut3r_checkpoint.py
+checks this with a class whose module no longer exists).
+
+Use: `stream = build_model("cut3r-512-dpt", "cut3r_512_dpt_4_64.pth", device="cuda").new_stream()`,
+then `stream.step(rgb_uint8)` per frame and `stream.reset()` to start over.
 """
 
 from fin3r_lib.models.cut3r.config import CUT3R_224_LINEAR, CUT3R_512_DPT, CUT3R_TINY, CUT3RConfig

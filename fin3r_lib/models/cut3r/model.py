@@ -113,28 +113,40 @@ class CUT3R(ReconstructionModel):
         img_pos = torch.cat([pose_pos, pos], dim=1)
         state_pos = self.state_positions(feat.device).expand(b, -1, -1)
         keep = self.cfg.head_layers[:-1]
-        kept = []
+        kept = {}
         for depth, (blk_state, blk_img) in enumerate(zip(self.dec_blocks_state, self.dec_blocks, strict=True), 1):
             state, img = blk_state(state, img, state_pos, img_pos), blk_img(img, state, img_pos, state_pos)
             if depth in keep:
-                kept.append(img[:, 1:])
-        return self.dec_norm_state(state), [*kept, self.dec_norm(img)]
+                kept[depth] = img[:, 1:]
+        return self.dec_norm_state(state), [*(kept[d] for d in keep), self.dec_norm(img)]
+
+    def _recurrent_step(
+        self, feat: torch.Tensor, pos: torch.Tensor, size: tuple[int, int], state: CUT3RState, first: bool
+    ) -> tuple[dict[str, torch.Tensor], CUT3RState]:
+        """Encoder tokens of one view -> (head outputs, next state); the first frame uses the learned pose token."""
+        image_feat = feat.mean(dim=1, keepdim=True)
+        if first:
+            pose_feat = self.pose_token.expand(feat.shape[0], -1, -1)
+        else:
+            pose_feat = self.pose_retriever.inquire(image_feat, state.memory)
+        tokens, layers = self._decode(state.tokens, feat, pos, pose_feat)
+        memory = self.pose_retriever.update(state.memory, image_feat, layers[-1][:, :1])
+        with torch.autocast(feat.device.type, enabled=False):
+            out = self.downstream_head([feat.float(), *(t.float() for t in layers)], pos, size)
+        return out, CUT3RState(tokens.float(), memory.float(), state.frames + 1)
 
     def step_tensor(self, image: torch.Tensor, state: CUT3RState) -> tuple[dict[str, torch.Tensor], CUT3RState]:
         """One frame [B, 3, H, W] in [0, 1] -> (head outputs, reference names; next state)."""
-        size = (image.shape[-2], image.shape[-1])
         with self._autocast(image.device):
             feat, pos = run_encoder(self.patch_embed, self.enc_blocks, self.enc_norm, (image - 0.5) / 0.5)
-            image_feat = feat.mean(dim=1, keepdim=True)
-            if state.frames == 0:
-                pose_feat = self.pose_token.expand(feat.shape[0], -1, -1)
-            else:
-                pose_feat = self.pose_retriever.inquire(image_feat, state.memory)
-            tokens, layers = self._decode(state.tokens, feat, pos, pose_feat)
-            memory = self.pose_retriever.update(state.memory, image_feat, layers[-1][:, :1])
-        with torch.autocast(image.device.type, enabled=False):
-            out = self.downstream_head([feat.float(), *(t.float() for t in layers)], pos, size)
-        return out, CUT3RState(tokens.float(), memory.float(), state.frames + 1)
+            return self._recurrent_step(feat, pos, (image.shape[-2], image.shape[-1]), state, state.frames == 0)
+
+    def query_ray_map(self, ray_map: torch.Tensor, state: CUT3RState) -> dict[str, torch.Tensor]:
+        """Predict an unseen view given by its ray map [B, 6, H, W] (see `pose.ray_map`) from `state`,
+        which is left unchanged (head outputs as `step_tensor`)."""
+        with self._autocast(ray_map.device):
+            feat, pos = self.encode_ray_map(ray_map)
+            return self._recurrent_step(feat, pos, (ray_map.shape[-2], ray_map.shape[-1]), state, first=False)[0]
 
     @staticmethod
     def frame_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

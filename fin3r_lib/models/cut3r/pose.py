@@ -78,3 +78,17 @@ def pose_encoding_to_cam_to_world(enc: torch.Tensor) -> torch.Tensor:
 def cam_to_world_to_pose_encoding(cam_to_world: torch.Tensor) -> torch.Tensor:
     """Camera-to-world matrices [..., 4, 4] -> pose encodings [..., 7] (inverse of the above)."""
     return torch.cat([cam_to_world[..., :3, 3], matrix_to_quaternion(cam_to_world[..., :3, :3])], dim=-1)
+
+
+def ray_map(cam_to_world: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Ray map [6, H, W] of a view (its camera-to-world in the first frame's coordinates, 3x3 intrinsics)
+    in the reference's convention: the camera centre, then the unit vector of c2w @ (K^-1 [u, v, 1], 1)."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=intrinsics.dtype), torch.arange(width, dtype=intrinsics.dtype), indexing="ij"
+    )
+    pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3)
+    rays = pixels @ torch.linalg.inv(intrinsics).T
+    points = rays @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+    directions = F.normalize(points, dim=-1).reshape(height, width, 3)
+    origins = cam_to_world[:3, 3].expand(height, width, 3)
+    return torch.cat([origins, directions], dim=-1).permute(2, 0, 1)

@@ -24,8 +24,12 @@ class PoseRetriever(nn.Module):
         self.proj_q = nn.Linear(key_dim, value_dim)
         self.masked_token = nn.Parameter(torch.randn(1, 1, value_dim) * 0.2)
         self.mem = nn.Parameter(torch.randn(1, size, 2 * value_dim) * 0.2)
-        self.write_blocks = nn.ModuleList(DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth))
-        self.read_blocks = nn.ModuleList(DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth))
+        self.write_blocks = nn.ModuleList(
+            DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth)
+        )
+        self.read_blocks = nn.ModuleList(
+            DecoderBlock(2 * value_dim, num_heads, norm_eps=norm_eps) for _ in range(depth)
+        )
 
     def initial_memory(self, batch: int) -> torch.Tensor:
         """The learned memory for `batch` sequences, [B, size, 2 * value_dim] (a copy)."""

@@ -18,7 +18,7 @@ from fin3r_lib.models.grid import GridMapping
 def _resize(img: Image.Image, long_side: int) -> Image.Image:
     size = max(img.size)
     interp = Image.Resampling.LANCZOS if size > long_side else Image.Resampling.BICUBIC
-    return img.resize(tuple(int(round(x * long_side / size)) for x in img.size), interp)
+    return img.resize(tuple(round(x * long_side / size) for x in img.size), interp)
 
 
 def preprocess_image(
@@ -27,10 +27,8 @@ def preprocess_image(
     """RGB uint8 (H, W, 3) -> model-grid float tensor [3, Hm, Wm] in [0, 1] and its GridMapping."""
     h_in, w_in = image.shape[:2]
     img = Image.fromarray(image)
-    if square_crop:
-        img = _resize(img, round(image_size * max(w_in / h_in, h_in / w_in)))
-    else:
-        img = _resize(img, image_size)
+    long_side = round(image_size * max(w_in / h_in, h_in / w_in)) if square_crop else image_size
+    img = _resize(img, long_side)
     w, h = img.size
     cx, cy = w // 2, h // 2
     if square_crop:

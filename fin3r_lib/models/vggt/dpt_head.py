@@ -43,7 +43,9 @@ def sincos_embed(pos: torch.Tensor, dim: int, omega_0: float = UV_EMBED_OMEGA) -
     return torch.cat([out.sin(), out.cos()], dim=1).float()
 
 
-def uv_positional_embedding(channels: int, height: int, width: int, image_hw: tuple[int, int], x: torch.Tensor):
+def uv_positional_embedding(
+    channels: int, height: int, width: int, image_hw: tuple[int, int], x: torch.Tensor
+) -> torch.Tensor:
     """The DPT UV embedding [channels, H, W] for a feature map of x's dtype/device (x part, then y part)."""
     grid = uv_grid(width, height, image_hw[1] / image_hw[0], x.dtype, x.device).reshape(-1, 2)
     emb = torch.cat([sincos_embed(grid[:, 0], channels // 2), sincos_embed(grid[:, 1], channels // 2)], dim=-1)
@@ -107,8 +109,10 @@ class DPTHead(nn.Module):
         image_hw: tuple[int, int],
         patch_start_idx: int,
         frames_chunk_size: int | None = 8,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decoder tokens {layer: [B, S, P, 2C]} -> (values [B, S, H, W, C-1], conf [B, S, H, W]).
+
+        A feature-only head returns (features [B, S, F, H, W], None).
 
         Frames go through in chunks of `frames_chunk_size` (None: all at once); outputs do not change.
         """
@@ -123,7 +127,7 @@ class DPTHead(nn.Module):
 
     def _forward_frames(
         self, tokens: Mapping[int, torch.Tensor], image_hw: tuple[int, int], patch_start_idx: int, start: int, end: int
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h, w = image_hw
         ph, pw = h // self.patch_size, w // self.patch_size
         pyramid = []
@@ -133,11 +137,11 @@ class DPTHead(nn.Module):
             x = self.norm(x.reshape(b * s, -1, x.shape[-1]))
             x = x.permute(0, 2, 1).reshape(b * s, -1, ph, pw)
             x = self.projects[level](x)
-            x = x + uv_positional_embedding(x.shape[1], ph, pw, image_hw, x)
+            x = x.add_(uv_positional_embedding(x.shape[1], ph, pw, image_hw, x))
             pyramid.append(self.resize_layers[level](x))
         out = self.scratch.output_conv1(self.scratch(pyramid))
         out = interpolate(out, size=(ph * self.patch_size, pw * self.patch_size), mode="bilinear", align_corners=True)
-        out = out + uv_positional_embedding(out.shape[1], out.shape[2], out.shape[3], image_hw, out)
+        out = out.add_(uv_positional_embedding(out.shape[1], out.shape[2], out.shape[3], image_hw, out))
         if self.feature_only:
             return out.reshape(b, s, *out.shape[1:])
         out = self.scratch.output_conv2(out).permute(0, 2, 3, 1)
