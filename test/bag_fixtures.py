@@ -41,6 +41,8 @@ class CameraSpec:
     distortion: Sequence[float] = (0.1, -0.05, 0.001, 0.002, 0.0)
     stamps_ns: Sequence[int] | None = None
     tf_every: int = 1
+    camera_info: bool = True
+    broken_jpeg: Sequence[int] = ()  # images whose JPEG payload is cut to its first 200 bytes
 
     @property
     def image_topic(self) -> str:
@@ -71,7 +73,8 @@ def _image(ts, cam: CameraSpec, i: int, ns: int, ros1: bool):
     if cam.encoding == "jpeg":
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
         assert ok
-        return ts.types["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg", data=buf.reshape(-1))
+        data = buf.reshape(-1)[:200] if i in cam.broken_jpeg else buf.reshape(-1)
+        return ts.types["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg", data=data)
     pixels = rgb if cam.encoding == "rgb8" else rgb[..., ::-1]
     h, w = rgb.shape[:2]
     data = np.ascontiguousarray(pixels).reshape(-1)
@@ -125,7 +128,9 @@ def bag_messages(ts, cameras: Sequence[CameraSpec], ros1: bool) -> list[tuple[st
             msg = _tf(ts, f"{name}_link", f"{name}_optical", STATIC_LINK_TO_OPTICAL, stamps[0], ros1)
             out.append(("/tf_static", "tf2_msgs/msg/TFMessage", stamps[0] - 1, msg))
         for i, ns in enumerate(stamps):
-            out.append((f"{cam.ns}/camera_info", "sensor_msgs/msg/CameraInfo", ns, _camera_info(ts, cam, ns, ros1)))
+            if cam.camera_info:
+                info = _camera_info(ts, cam, ns, ros1)
+                out.append((f"{cam.ns}/camera_info", "sensor_msgs/msg/CameraInfo", ns, info))
             out.append((cam.image_topic, image_type, ns, _image(ts, cam, i, ns, ros1)))
             if cam.poses is not None and (i % cam.tf_every == 0 or i == len(stamps) - 1):
                 link = cam.poses[i] @ np.linalg.inv(STATIC_LINK_TO_OPTICAL)

@@ -182,12 +182,20 @@ def test_our_file_for_other_base_model_refused(tmp_path: Path) -> None:
         load_adapter(other, path)
 
 
-def test_our_file_with_wrong_metadata_rank_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rank", "16", "metadata says rank 16, tensors have 8"),
+        ("format_version", "2", "format version 2, this library reads 1"),
+        ("alpha", "eight", "expected a numeric 'alpha' in the metadata"),
+    ],
+)
+def test_our_file_with_wrong_metadata_refused(tmp_path: Path, field: str, value: str, message: str) -> None:
     path = save_adapter(apply_adapter(toy_model("vggt")), tmp_path / "a.safetensors")
     with safe_open(str(path), framework="pt") as f:
         tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
-    save_file(tensors, str(path), metadata={**meta, "rank": "16"})
-    with pytest.raises(AdapterError, match="metadata says rank 16, tensors have 8"):
+    save_file(tensors, str(path), metadata={**meta, field: value})
+    with pytest.raises(AdapterError, match=message):
         read_adapter_file(path)
 
 

@@ -160,6 +160,15 @@ def test_frames_without_tf_have_no_pose(tmp_path, scene):
     bag = _bag(tmp_path, "ros1", cameras=[CameraSpec(rgb[:3], K)])
     frames = list(iter_bag_frames(bag))
     assert len(frames) == 3 and all(f.cam_to_world is None for f in frames)
+    np.testing.assert_array_equal(frames[2].intrinsics, K)
+
+
+def test_images_alone_have_no_calibration_and_no_pose(tmp_path, scene):
+    rgb, _, K = scene
+    bag = _bag(tmp_path, "mcap", cameras=[CameraSpec(rgb[:3], K, camera_info=False)])
+    frames = list(iter_bag_frames(bag))
+    assert len(frames) == 3 and all(f.cam_to_world is None and f.intrinsics is None for f in frames)
+    np.testing.assert_array_equal(frames[1].rgb, rgb[1])
 
 
 @pytest.mark.parametrize(("storage", "where"), [("mcap", "byte offset"), ("sqlite3", "message id")])
@@ -192,3 +201,13 @@ def test_damaged_ros1_bag_is_a_clear_error(tmp_path, scene):
     truncate(bag, 0.5)
     with pytest.raises(BagError, match=r"cannot read ROS 1 bag .*log\.bag.*rosbag reindex"):
         list(iter_bag_frames(bag))
+
+
+def test_undecodable_images_are_counted_as_lost(tmp_path, scene):
+    rgb, _, K = scene
+    bag = _bag(tmp_path, "sqlite3", cameras=[CameraSpec(rgb[:5], K, encoding="jpeg", broken_jpeg=(1, 3))])
+    reports: list[ReadReport] = []
+    frames = list(iter_bag_frames(bag, reports=reports))
+    assert [f.index for f in frames] == [0, 2, 4]
+    (report,) = reports
+    assert report.lost == 2 and report.damaged and "undecodable image" in report.errors[0]

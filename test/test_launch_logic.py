@@ -108,7 +108,6 @@ def test_params_file_and_overrides_load_into_a_real_node() -> None:
         )
         try:
             assert node.values == default_values() | {"image_transport": "compressed"}
-            assert node.count_subscribers  # node is alive
             assert "/image/compressed" in dict(node.get_subscriber_names_and_types_by_node(node.get_name(), "/"))
         finally:
             node.destroy_node()

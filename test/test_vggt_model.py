@@ -128,15 +128,17 @@ def test_keeping_only_head_layers_equals_keeping_all(tiny, small_images):
 
 
 def test_head_chunking_does_not_change_outputs(tiny, small_images):
-    images = torch.cat([small_images, small_images.flip(-1)], dim=1)
-    all_at_once = _outputs(tiny, images)
-    tiny.frames_chunk_size = 1
+    images = torch.cat([small_images, small_images.flip(-1), small_images[:, :1]], dim=1)  # 5 frames
+    outputs = {}
     try:
-        chunked = _outputs(tiny, images)
+        for chunk in (None, 1, 2):
+            tiny.frames_chunk_size = chunk
+            outputs[chunk] = _outputs(tiny, images)
     finally:
         tiny.frames_chunk_size = tiny.config.frames_chunk_size
-    for key in ("depth", "world_points", "world_points_conf"):
-        torch.testing.assert_close(chunked[key], all_at_once[key])
+    for chunk in (1, 2):
+        for key in ("depth", "depth_conf", "world_points", "world_points_conf"):
+            torch.testing.assert_close(outputs[chunk][key], outputs[None][key])
 
 
 def test_predict_on_real_frames_is_consistent(tiny, seven_scenes):

@@ -15,7 +15,7 @@ from fin3r_lib.models.layers.dpt_blocks import DPTFusion, ResidualConvUnit
 from fin3r_lib.models.layers.rope import RoPE2D
 from fin3r_lib.models.vggt.aggregator import Aggregator
 from fin3r_lib.models.vggt.config import VGGT_TINY
-from fin3r_lib.models.vggt.dpt_head import uv_positional_embedding
+from fin3r_lib.models.vggt.dpt_head import add_uv_embedding_
 from fin3r_lib.models.vggt.pose_encoding import (
     extri_intri_to_pose_encoding,
     extrinsics_to_cam_to_world,
@@ -98,8 +98,8 @@ def test_rope2d_matches_the_formula():
 
 def test_dpt_uv_embedding_matches_the_formula():
     channels, h, w, image_hw = 8, 3, 5, (42, 70)
-    emb = uv_positional_embedding(channels, h, w, image_hw, torch.zeros(1, dtype=torch.float32)).numpy()
-    assert emb.shape == (channels, h, w)
+    base = torch.randn(2, channels, h, w)
+    emb = (add_uv_embedding_(base.clone(), image_hw) - base)[1].numpy()
     aspect = image_hw[1] / image_hw[0]
     diag = math.sqrt(1 + aspect**2)
     quarter = channels // 4

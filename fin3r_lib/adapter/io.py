@@ -126,11 +126,16 @@ def read_adapter_file(path: str | Path) -> AdapterFile:
 
 
 def _parse_ours(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], path: Path) -> AdapterFile:
-    version = int(metadata.get("format_version", "0"))
-    if version != FORMAT_VERSION:
-        raise AdapterError(f"adapter file {path}: format version {version}, this library reads {FORMAT_VERSION}")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise AdapterError(
+            f"adapter file {path}: format version {metadata.get('format_version')}, this library reads {FORMAT_VERSION}"
+        )
+    try:
+        alpha = float(metadata["alpha"])
+    except (KeyError, ValueError) as exc:
+        raise AdapterError(f"adapter file {path}: expected a numeric 'alpha' in the metadata, got {exc}") from exc
     blocks_path, lora = _group_lora(state, _OUR_KEY, path)
-    adapter = AdapterFile(blocks_path, lora, float(metadata["alpha"]), metadata.get("base_model", ""))
+    adapter = AdapterFile(blocks_path, lora, alpha, metadata.get("base_model", ""))
     if str(adapter.rank) != metadata.get("rank"):
         raise AdapterError(
             f"adapter file {path}: metadata says rank {metadata.get('rank')}, tensors have {adapter.rank}"

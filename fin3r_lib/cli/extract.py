@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     result = extract_frames(args.bags, args.out, options, progress=not args.quiet)
     for report in result.reports:
         if report.damaged:
-            print(f"warning: damaged bag: {report}")
+            print(f"warning: damaged bag: {report}", file=sys.stderr)
     print(
         f"{result.out}: kept {result.kept} of {result.considered} frames "
         f"({result.written} written, {result.skipped} already done)"

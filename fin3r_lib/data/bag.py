@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import sqlite3
 import struct
 import tempfile
 from collections import deque
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import yaml
 from rosbags.highlevel import AnyReader, AnyReaderError
@@ -108,12 +110,12 @@ def _typestore(store: Stores | None):
 
 def _storage_files(bag: Path) -> tuple[list[Path], dict[Path, int]]:
     """Storage files of a rosbag2 directory and their message counts from metadata.yaml (when present)."""
-    meta = bag / "metadata.yaml"
-    if not meta.is_file():
+    try:
+        info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        files = [bag / name for name in info["relative_file_paths"]]
+        counts = {bag / f["path"]: int(f["message_count"]) for f in info.get("files", []) if "message_count" in f}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):  # missing or damaged: list the folder
         return sorted(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")), {}
-    info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
-    files = [bag / name for name in info.get("relative_file_paths", [])]
-    counts = {bag / f["path"]: int(f["message_count"]) for f in info.get("files", []) if "message_count" in f}
     return files, counts
 
 
@@ -140,7 +142,10 @@ def _recover(path: Path, workdir: Path) -> tuple[list[Path], ReadReport]:
         if f.suffix == ".mcap":
             recovered = recover_mcap(f, copy)
         elif f.suffix == ".db3":
-            recovered = recover_sqlite3(f, copy, counts.get(f))
+            try:
+                recovered = recover_sqlite3(f, copy, counts.get(f))
+            except sqlite3.DatabaseError as exc:
+                raise BagError(f"{f}: damaged beyond recovery (not even its table list reads): {exc}") from exc
         else:
             raise BagError(f"{f}: unknown storage format {f.suffix!r}; expected .mcap, .db3 or a ROS 1 .bag")
         report.stopped_at.append(f"{f.name}: {recovered.where}")
@@ -272,7 +277,7 @@ def _decode(reader: AnyReader, raw: bytes, msgtype: str, topic: str) -> _Decoded
     except ImageError as exc:
         encoding = getattr(msg, "encoding", getattr(msg, "format", "?"))
         raise BagError(f"{topic}: cannot convert {encoding!r} images to RGB ({exc})") from exc
-    except (AssertionError, ValueError) as exc:  # a corrupted compressed payload
+    except (AssertionError, ValueError, TypeError, cv2.error) as exc:  # a corrupted compressed payload
         return _Decoded(_stamp(msg.header), msg.header.frame_id, None, f"{topic}: undecodable image: {exc}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3:
         raise BagError(f"{topic}: expected a colour uint8 image, got {rgb.dtype} {rgb.shape}")
@@ -299,6 +304,8 @@ class _Inline:
 
 def _messages(reader: AnyReader, connections: list, report: ReadReport) -> Iterator[tuple]:
     """`reader.messages(connections)`, stopping (and reporting the loss) where a damaged file breaks."""
+    if not connections:  # rosbags reads every topic when given none
+        return
     expected, seen = sum(c.msgcount for c in connections), 0
     messages = reader.messages(connections=connections)
     while True:

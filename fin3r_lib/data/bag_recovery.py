@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import struct
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def _copy_bytes(src, dst, count: int, block: int = 1 << 24) -> None:
 
 
 def recover_sqlite3(src: Path, dst: Path, expected: int | None) -> Recovered:
-    """Copy every readable row of rosbag2 sqlite3 `src` into a new database `dst`.
+    """Copy every readable row of rosbag2 sqlite3 `src` into a new database `dst` (sqlite3.DatabaseError
+    when not even its table list is readable).
 
     `expected` is the message count from metadata.yaml when known; it bounds the id probing.
     """
@@ -78,27 +80,35 @@ def recover_sqlite3(src: Path, dst: Path, expected: int | None) -> Recovered:
     shutil.copyfile(src, padded)
     _pad_to_header_size(padded)
     try:
-        source = sqlite3.connect(f"file:{padded}?mode=ro", uri=True)
-        target = sqlite3.connect(dst)
-        tables = source.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchall()
-        for name, sql in tables:
-            target.execute(sql)
-            if name != "messages":
-                rows = source.execute(f'SELECT * FROM "{name}"').fetchall()
-                if rows:
-                    target.executemany(f'INSERT INTO "{name}" VALUES ({",".join("?" * len(rows[0]))})', rows)
-        first_bad = _copy_messages(source, target, expected)
-        target.commit()
-        target.close()
-        source.close()
+        with (
+            closing(sqlite3.connect(f"file:{padded}?mode=ro", uri=True)) as source,
+            closing(sqlite3.connect(dst)) as target,
+        ):
+            tables = source.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            for name, sql in tables:
+                target.execute(sql)
+                if name != "messages":
+                    _copy_table(source, target, name)
+            first_bad = _copy_messages(source, target, expected)
+            target.commit()
     finally:
         padded.unlink(missing_ok=True)
     if first_bad is None:
         return Recovered(dst, "no unreadable row")
     unknown = "" if expected is not None else " (the file's message count is unknown)"
     return Recovered(dst, f"message id {first_bad}{unknown}")
+
+
+def _copy_table(source: sqlite3.Connection, target: sqlite3.Connection, name: str) -> None:
+    """Copy a small table (topics, schema, definitions); an unreadable one stays empty."""
+    try:
+        rows = source.execute(f'SELECT * FROM "{name}"').fetchall()
+    except sqlite3.DatabaseError:
+        return
+    if rows:
+        target.executemany(f'INSERT INTO "{name}" VALUES ({",".join("?" * len(rows[0]))})', rows)
 
 
 def _pad_to_header_size(path: Path) -> None:

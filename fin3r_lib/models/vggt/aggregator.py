@@ -63,6 +63,7 @@ class Aggregator(nn.Module):
         b, s, ch, h, w = images.shape
         if ch != 3:
             raise InputError(f"VGGT: expected 3 image channels, got {ch}")
+        images = images.to(self.camera_token.dtype)  # the model's dtype (e.g. a bf16 build)
         return self.patch_embed(normalize_images(images).reshape(b * s, ch, h, w))
 
     def positions(self, n: int, grid_hw: tuple[int, int], device: torch.device) -> torch.Tensor:

@@ -21,16 +21,17 @@ UV_EMBED_RATIO = 0.1
 UV_EMBED_OMEGA = 100.0
 
 
-def uv_grid(width: int, height: int, aspect_ratio: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """[H, W, 2] (u, v) pixel-centre grid normalized by the diagonal of a W/H = `aspect_ratio` image."""
+def uv_axes(
+    width: int, height: int, aspect_ratio: float, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u [W], v [H]): pixel-centre coordinates normalized by the diagonal of a W/H = `aspect_ratio` image."""
     diag = (1 + aspect_ratio**2) ** 0.5
     span_x, span_y = aspect_ratio / diag, 1 / diag
     u = torch.linspace(-span_x * (width - 1) / width, span_x * (width - 1) / width, width, dtype=dtype, device=device)
     v = torch.linspace(
         -span_y * (height - 1) / height, span_y * (height - 1) / height, height, dtype=dtype, device=device
     )
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    return torch.stack([uu, vv], dim=-1)
+    return u, v
 
 
 def sincos_embed(pos: torch.Tensor, dim: int, omega_0: float = UV_EMBED_OMEGA) -> torch.Tensor:
@@ -43,13 +44,17 @@ def sincos_embed(pos: torch.Tensor, dim: int, omega_0: float = UV_EMBED_OMEGA) -
     return torch.cat([out.sin(), out.cos()], dim=1).float()
 
 
-def uv_positional_embedding(
-    channels: int, height: int, width: int, image_hw: tuple[int, int], x: torch.Tensor
-) -> torch.Tensor:
-    """The DPT UV embedding [channels, H, W] for a feature map of x's dtype/device (x part, then y part)."""
-    grid = uv_grid(width, height, image_hw[1] / image_hw[0], x.dtype, x.device).reshape(-1, 2)
-    emb = torch.cat([sincos_embed(grid[:, 0], channels // 2), sincos_embed(grid[:, 1], channels // 2)], dim=-1)
-    return (emb * UV_EMBED_RATIO).reshape(height, width, channels).permute(2, 0, 1).to(x.dtype)
+def add_uv_embedding_(x: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+    """Add the DPT UV positional embedding to feature maps x [N, C, H, W] in place; returns x.
+
+    Channel c < C/2 embeds the column's u, c >= C/2 the row's v (each half [sin, cos], scaled by
+    0.1). The embedding is separable, so it is added per axis without a full [C, H, W] tensor.
+    """
+    c, h, w = x.shape[1:]
+    u, v = uv_axes(w, h, image_hw[1] / image_hw[0], x.dtype, x.device)
+    x[:, : c // 2] += (sincos_embed(u, c // 2) * UV_EMBED_RATIO).to(x.dtype).T[:, None, :]
+    x[:, c // 2 :] += (sincos_embed(v, c // 2) * UV_EMBED_RATIO).to(x.dtype).T[:, :, None]
+    return x
 
 
 def _activate(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -137,11 +142,11 @@ class DPTHead(nn.Module):
             x = self.norm(x.reshape(b * s, -1, x.shape[-1]))
             x = x.permute(0, 2, 1).reshape(b * s, -1, ph, pw)
             x = self.projects[level](x)
-            x = x.add_(uv_positional_embedding(x.shape[1], ph, pw, image_hw, x))
+            x = add_uv_embedding_(x, image_hw)
             pyramid.append(self.resize_layers[level](x))
         out = self.scratch.output_conv1(self.scratch(pyramid))
         out = interpolate(out, size=(ph * self.patch_size, pw * self.patch_size), mode="bilinear", align_corners=True)
-        out = out.add_(uv_positional_embedding(out.shape[1], out.shape[2], out.shape[3], image_hw, out))
+        out = add_uv_embedding_(out, image_hw)
         if self.feature_only:
             return out.reshape(b, s, *out.shape[1:])
         out = self.scratch.output_conv2(out).permute(0, 2, 3, 1)

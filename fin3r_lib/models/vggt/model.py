@@ -108,7 +108,8 @@ class VGGT(ReconstructionModel):
             tokens = self.aggregator(images, self.keep_layers)
         heads_ctx = torch.autocast("cuda", enabled=False) if amp is not None else contextlib.nullcontext()
         with heads_ctx:
-            tokens = {k: v.float() for k, v in tokens.items()}
+            head_dtype = self.depth_head.norm.weight.dtype  # fp32 unless the model was built in another dtype
+            tokens = {k: v.to(head_dtype) for k, v in tokens.items()}
             start = self.aggregator.patch_start_idx
             pose_iters = self.camera_head(tokens[cfg.depth - 1][:, :, 0], cfg.camera_iterations)
             depth, depth_conf = self.depth_head(tokens, hw, start, self.frames_chunk_size)
