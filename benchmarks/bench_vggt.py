@@ -1,9 +1,9 @@
 """VGGT inference time and peak memory, keeping only the decoder layers the heads read vs all layers.
 
 Each measurement runs in a fresh child process (so peaks do not mask each other): the child builds
-the model with random weights, runs one forward to measure the peak memory above what the model
-itself holds (CPU: peak RSS high-water mark minus RSS before the forward; CUDA: peak allocated
-minus allocated before), then times a second forward. Configurations:
+the model with random weights, runs a tiny warm-up forward (kernels, thread pools), then one timed
+forward whose peak memory above what the process held before it is reported (CPU: peak RSS
+high-water mark minus RSS before; CUDA: peak allocated minus allocated before). Configurations:
 
 - `vggt-tiny` (4 decoder layers, all read by the heads): frames 1/2/4/8 at 518x392;
 - `tiny-24`: tiny widths with the release's 24 decoder layers and head layers 4/11/17/23, the
@@ -46,7 +46,7 @@ def _rss_bytes() -> int:
 
 
 def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
-    """One measurement in this process: peak memory of the first forward, time of the second."""
+    """One measurement in this process: time and peak memory of one forward after a tiny warm-up."""
     torch.manual_seed(0)
     model = _build(name).to(device)
     if keep == "all":
@@ -56,23 +56,22 @@ def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> 
     images = torch.rand(1, frames, 3, HEIGHT, WIDTH, device=device)
     cuda = device.startswith("cuda")
     with torch.inference_mode():
+        model(images[:, :1, :, :28, :28])  # warm-up: loads kernels and thread pools, small high-water mark
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         else:
             base = _rss_bytes()
-        model(images)
-        if cuda:
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
         start = time.perf_counter()
         model(images)
         if cuda:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
+        if cuda:
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
     return {"model": name, "frames": frames, "keep": keep, "time_s": elapsed, "peak_bytes": peak}
 
 
