@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fin3r_lib.models.quaternion import matrix_to_quaternion, quaternion_to_matrix
+
 
 def raw_to_pose_encoding(raw: torch.Tensor) -> torch.Tensor:
     """Pose-head output [..., 7] -> encoding [..., 7] = [t * expm1(|t|)/|t|, unit quaternion (w >= 0)]."""
@@ -25,45 +27,6 @@ def pose_encoding_to_raw(enc: torch.Tensor) -> torch.Tensor:
     t, q = enc[..., :3], enc[..., 3:7]
     d = t.norm(dim=-1, keepdim=True)
     return torch.cat([t * (torch.log1p(d) / d.clamp(min=1e-8)), q], dim=-1)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Scalar-first quaternions [..., 4] (any norm) -> rotation matrices [..., 3, 3]."""
-    w, x, y, z = q.unbind(-1)
-    s = 2.0 / (q * q).sum(-1)
-    rows = (
-        1 - s * (y * y + z * z),
-        s * (x * y - z * w),
-        s * (x * z + y * w),
-        s * (x * y + z * w),
-        1 - s * (x * x + z * z),
-        s * (y * z - x * w),
-        s * (x * z - y * w),
-        s * (y * z + x * w),
-        1 - s * (x * x + y * y),
-    )
-    return torch.stack(rows, -1).reshape(*q.shape[:-1], 3, 3)
-
-
-def matrix_to_quaternion(rot: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] -> unit scalar-first quaternions [..., 4] with w >= 0."""
-    m = rot.reshape(*rot.shape[:-2], 9).unbind(-1)
-    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
-    # four candidate solutions, each well conditioned when its own component is large
-    cands = torch.stack(
-        [
-            torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-            torch.stack([m21 - m12, 1 + m00 - m11 - m22, m10 + m01, m02 + m20], -1),
-            torch.stack([m02 - m20, m10 + m01, 1 - m00 + m11 - m22, m21 + m12], -1),
-            torch.stack([m10 - m01, m20 + m02, m21 + m12, 1 - m00 - m11 + m22], -1),
-        ],
-        -2,
-    )
-    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
-    best = diag.argmax(-1, keepdim=True)
-    q = torch.gather(cands, -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
-    q = F.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
 
 
 def pose_encoding_to_cam_to_world(enc: torch.Tensor) -> torch.Tensor:

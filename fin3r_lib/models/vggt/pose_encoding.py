@@ -8,61 +8,19 @@ principal point (W/2, H/2).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.models.quaternion import matrix_to_quaternion, quaternion_to_matrix
 
 
 def quat_to_mat(quat: torch.Tensor) -> torch.Tensor:
-    """Quaternions (..., 4) scalar-last, not necessarily unit -> rotation matrices (..., 3, 3)."""
-    i, j, k, r = quat.unbind(-1)
-    two_s = 2.0 / (quat * quat).sum(-1)
-    m = torch.stack(
-        (
-            1 - two_s * (j * j + k * k),
-            two_s * (i * j - k * r),
-            two_s * (i * k + j * r),
-            two_s * (i * j + k * r),
-            1 - two_s * (i * i + k * k),
-            two_s * (j * k - i * r),
-            two_s * (i * k - j * r),
-            two_s * (j * k + i * r),
-            1 - two_s * (i * i + j * j),
-        ),
-        -1,
-    )
-    return m.reshape(*quat.shape[:-1], 3, 3)
+    """Scalar-last quaternions (..., 4), not necessarily unit -> rotation matrices (..., 3, 3)."""
+    return quaternion_to_matrix(quat[..., [3, 0, 1, 2]])
 
 
 def mat_to_quat(mat: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) scalar-last with w >= 0.
-
-    Uses the numerically best-conditioned of the four candidate formulas per matrix.
-    """
-    if mat.shape[-2:] != (3, 3):
-        raise InputError(f"mat_to_quat: expected (..., 3, 3) matrices, got shape {tuple(mat.shape)}")
-    m = mat.reshape(*mat.shape[:-2], 9)
-    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(-1)
-    q_abs = torch.sqrt(
-        F.relu(
-            torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1)
-        )
-    )
-    # candidates in (w, x, y, z) order, each row a scaled quaternion
-    cand = torch.stack(
-        [
-            torch.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], dim=-1),
-            torch.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], dim=-1),
-            torch.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], dim=-1),
-            torch.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], dim=-1),
-        ],
-        dim=-2,
-    )
-    cand = cand / (2.0 * q_abs[..., None].clamp(min=0.1))
-    best = q_abs.argmax(dim=-1)
-    wxyz = torch.gather(cand, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
-    xyzw = wxyz[..., [1, 2, 3, 0]]
-    return torch.where(xyzw[..., 3:4] < 0, -xyzw, xyzw)
+    """Rotation matrices (..., 3, 3) -> unit scalar-last quaternions (..., 4) with w >= 0."""
+    return matrix_to_quaternion(mat)[..., [1, 2, 3, 0]]
 
 
 def intrinsics_from_fov(fov_h: torch.Tensor, fov_w: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
