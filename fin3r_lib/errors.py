@@ -18,3 +18,7 @@ class UnknownModelError(Fin3rError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0]) if self.args else ""
+
+
+class ModelLoadError(Fin3rError):
+    """A model could not be built or loaded (unknown name, bad checkpoint or adapter, unusable device)."""

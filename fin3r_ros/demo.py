@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
@@ -34,7 +33,6 @@ from std_msgs.msg import Header
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.data.sources import open_frames
-from fin3r_lib.errors import InputError
 from fin3r_lib.outputs import write_depth, write_intrinsics, write_ply, write_previews, write_tum
 from fin3r_ros.conversions import (
     cloud_to_arrays,
@@ -79,17 +77,7 @@ def random_model(name: str, seed: int = 0) -> Any:
 
 def read_frames(path: Path, pattern: str | None, fps: float) -> Iterator[Frame]:
     """Frames of `path`; with `pattern`, only the folder's files matching it (name order, stamped i / fps)."""
-    if pattern is None:
-        yield from open_frames(path, fps=fps)
-        return
-    files = sorted(path.glob(pattern))
-    if not files:
-        raise InputError(f"{path}: expected image files matching {pattern!r}, found none")
-    for i, file in enumerate(files):
-        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError(f"{file}: expected a readable image, OpenCV could not decode it")
-        yield Frame(rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp=i / fps, camera=path.name, index=i)
+    return open_frames(path, fps=fps, pattern=pattern)
 
 
 @dataclass
@@ -151,7 +139,14 @@ def play(
             if not spin_until(lambda n=handled: node.worker.handled > n and node.worker.wait_idle(0.0), timeout_s):
                 raise RuntimeError(f"the node did not handle frame {sent} within {timeout_s} s")
             sent += 1
-        spin_until(lambda: len(rec.depth) + sum(node.stats.errors.values()) >= sent, 5.0)
+        # every handled frame publishes depth, camera_info and pose: wait for all three of the last one
+        spin_until(
+            lambda: (
+                len(rec.depth) + sum(node.stats.errors.values()) >= sent
+                and len(rec.pose) == len(rec.info) == len(rec.depth)
+            ),
+            5.0,
+        )
         if node.session.num_keyframes:
             spin_until(lambda: bool(rec.map) and rec.map[-1].width > 0, 5.0)
         counts = {"sent": sent, "published": len(rec.depth), "rejected": sum(node.stats.errors.values())}

@@ -30,7 +30,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from fin3r_lib.data.frame import Frame
-from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.errors import Fin3rError, InputError, ModelLoadError
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.session import ReconstructionSession, SessionResult
 from fin3r_ros.conversions import (
@@ -56,10 +56,6 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 LOG_THROTTLE_S = 5.0
 
 
-class ModelLoadError(Fin3rError):
-    """The node's model could not be built or loaded (bad name, checkpoint, adapter or device)."""
-
-
 class InvalidOutputError(Fin3rError):
     """The backend returned something the node will not publish (e.g. a non-finite pose)."""
 
@@ -79,37 +75,20 @@ def input_qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
-def resolve_device(device: str) -> str:
-    """`auto` -> cuda when torch sees a GPU, else cpu; anything else unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_model(values: dict[str, Any]) -> ReconstructionModel:
     """Build the model the parameters name; ModelLoadError with the cause on any failure."""
     import torch
 
-    from fin3r_lib.models import build_model
+    from fin3r_lib.models import load_model as load_named_model
 
     dtypes = {"auto": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    checkpoint = None if values["checkpoint"] in ("none", "") else values["checkpoint"]
-    device = resolve_device(values["device"])
-    try:
-        return build_model(
-            values["model"],
-            checkpoint,
-            device=device,
-            dtype=dtypes[values["precision"]],
-            adapter=values["adapter"] or None,
-        )
-    except Exception as exc:  # CheckpointError, UnknownModelError, CUDA errors, ...: one clear line
-        raise ModelLoadError(
-            f"cannot load model {values['model']!r} (checkpoint {values['checkpoint']!r}, adapter "
-            f"{values['adapter']!r}, device {device!r}): {type(exc).__name__}: {exc}"
-        ) from exc
+    return load_named_model(
+        values["model"],
+        values["checkpoint"],
+        device=values["device"],
+        dtype=dtypes[values["precision"]],
+        adapter=values["adapter"],
+    )
 
 
 class ReconstructNode(Node):

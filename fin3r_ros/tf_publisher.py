@@ -30,22 +30,27 @@ TF_QOS = QoSProfile(depth=100)
 ROTATION_TOLERANCE = 1e-3
 
 
-def to_map(cam_to_world: np.ndarray) -> np.ndarray:
-    """Camera-to-map 4x4 of a camera-to-(optical session world) 4x4, its rotation made exactly orthonormal.
+def nearest_rigid(pose: np.ndarray) -> np.ndarray:
+    """A 4x4 pose (float64 copy) with its rotation replaced by the nearest rotation (SVD).
 
-    Datasets and float32 models give rotations orthonormal only to ~1e-5, which a quaternion cannot hold:
-    the nearest rotation (SVD) is used. InputError when the rotation is further than ROTATION_TOLERANCE.
+    Datasets and float32 models give rotations orthonormal only to ~1e-5, which a quaternion cannot hold.
+    InputError when the rotation is further than ROTATION_TOLERANCE from orthonormal, or a reflection.
     """
-    pose = np.array(cam_to_world, dtype=np.float64)
-    r = pose[:3, :3]
+    out = np.array(pose, dtype=np.float64)
+    r = out[:3, :3]
     error = float(np.abs(r.T @ r - np.eye(3)).max()) if np.isfinite(r).all() else float("inf")
     if error > ROTATION_TOLERANCE or np.linalg.det(r) <= 0:
         raise InputError(
             f"expected a camera pose with a rotation (max |R^T R - I| <= {ROTATION_TOLERANCE}), got {r.tolist()}"
         )
     u, _, vt = np.linalg.svd(r)
-    pose[:3, :3] = u @ vt
-    return MAP_FROM_OPTICAL_WORLD @ pose
+    out[:3, :3] = u @ vt
+    return out
+
+
+def to_map(cam_to_world: np.ndarray) -> np.ndarray:
+    """Camera-to-map 4x4 of a camera-to-(optical session world) 4x4, its rotation made exactly orthonormal."""
+    return MAP_FROM_OPTICAL_WORLD @ nearest_rigid(cam_to_world)
 
 
 def points_to_map(points: np.ndarray) -> np.ndarray:

@@ -101,6 +101,7 @@ def test_bad_backend_output_is_rejected(ros, seven_scenes, fault, error) -> None
     assert ros.spin_until(lambda: len(rig.got["path"][-1].poses) == 3, timeout=5.0)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy on the injected inf depth
 def test_infinite_depth_is_published_as_nan(ros, seven_scenes) -> None:
     model = FaultyModel.from_fixture(seven_scenes)
     rig = NodeRig(ros, model)

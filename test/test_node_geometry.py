@@ -11,10 +11,11 @@ from gt_backend import GroundTruthModel, GroundTruthStreamingModel
 from node_fixtures import NodeRig
 from ros_harness import RosHarness
 
+from fin3r_lib.errors import InputError
 from fin3r_lib.geometry import unproject_depth
 from fin3r_ros.conversions import cloud_to_arrays, depth_image_to_array, pose_to_matrix, transform_to_matrix
 from fin3r_ros.demo import random_model
-from fin3r_ros.tf_publisher import MAP_FROM_OPTICAL_WORLD
+from fin3r_ros.tf_publisher import MAP_FROM_OPTICAL_WORLD, nearest_rigid, to_map
 
 FPS = 30.0
 FRAMES = range(12)
@@ -24,14 +25,6 @@ FRAMES = range(12)
 def ros():
     with RosHarness() as harness:
         yield harness
-
-
-def _nearest_rigid(pose: np.ndarray) -> np.ndarray:
-    """The pose with its rotation replaced by the nearest rotation."""
-    u, _, vt = np.linalg.svd(pose[:3, :3])
-    out = pose.copy()
-    out[:3, :3] = u @ vt
-    return out
 
 
 def _truth_cloud(data: dict[str, np.ndarray], frames) -> o3d.geometry.PointCloud:
@@ -66,7 +59,7 @@ def _map_to_optical(points: np.ndarray) -> np.ndarray:
 )
 def test_ground_truth_comes_back_through_the_node(ros, seven_scenes, backend, pose_atol) -> None:
     # the data's rotations are orthonormal to ~5e-6 only: serve their nearest rotations, so truth is rigid
-    rigid = np.stack([_nearest_rigid(p) for p in seven_scenes["poses"]])
+    rigid = np.stack([nearest_rigid(p) for p in seven_scenes["poses"]])
     model = backend(seven_scenes["rgb"], seven_scenes["depth_mm"], rigid, seven_scenes["K"])
     rig = NodeRig(ros, model, context_size=4, voxel_size=0.01)
     for i in FRAMES:
@@ -113,3 +106,13 @@ def test_tiny_vggt_through_the_node(ros, seven_scenes) -> None:
     assert ros.spin_until(lambda: len(rig.got["/tf"]) == 3, timeout=5.0)
     assert all(np.isfinite(transform_to_matrix(m.transforms[0])).all() for m in rig.got["/tf"])
     assert np.isfinite(cloud_to_arrays(rig.got["map"][-1])["points"]).all()
+
+
+def test_map_rotation_is_rep105_and_rejects_non_rotations() -> None:
+    forward, right, down = np.eye(3)[2], np.eye(3)[0], np.eye(3)[1]  # optical axes of the first camera
+    rot = to_map(np.eye(4))[:3, :3]
+    np.testing.assert_array_equal([rot @ forward, rot @ right, rot @ down], [[1, 0, 0], [0, -1, 0], [0, 0, -1]])
+    with pytest.raises(InputError, match="expected a camera pose with a rotation"):
+        to_map(np.diag([2.0, 2.0, 2.0, 1.0]))  # a Sim(3) scale is not a rotation
+    with pytest.raises(InputError, match="expected a camera pose with a rotation"):
+        to_map(np.diag([1.0, 1.0, -1.0, 1.0]))  # a reflection

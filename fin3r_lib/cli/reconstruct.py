@@ -32,10 +32,6 @@ NAME = "reconstruct"
 HELP = "Reconstruct a folder of images, a video, a frame dataset or a bag: depth, map PLY, TUM trajectory."
 
 
-class ModelLoadError(Fin3rError):
-    """The model named on the command line could not be built or loaded."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `fin3r reconstruct` (every SessionConfig setting is an option too)."""
     parser.add_argument("input", help="folder of images, video file, `fin3r extract` dataset, or bag")
@@ -64,23 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    import torch
+    from fin3r_lib.models import load_model
 
-    from fin3r_lib.models import build_model
-
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    checkpoint = None if args.checkpoint in ("none", "") else args.checkpoint
-    try:
-        return build_model(args.model, checkpoint, device=device, adapter=args.adapter or None)
-    except Fin3rError:
-        raise
-    except Exception as exc:  # CUDA, I/O, PEFT errors: one clear line
-        raise ModelLoadError(
-            f"cannot load model {args.model!r} (checkpoint {args.checkpoint!r}, device {device!r}): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter)
 
 
 def run(args: argparse.Namespace) -> int:

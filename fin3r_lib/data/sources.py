@@ -45,9 +45,10 @@ def input_kind(path: str | Path) -> str:
     raise InputError(f"{path}: no such file or folder")
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files of a folder, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(folder: Path, pattern: str | None = None) -> list[Path]:
+    """Image files of a folder (only those matching the glob `pattern` when given), sorted by name."""
+    candidates = folder.glob(pattern) if pattern else folder.iterdir()
+    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def frame_count(path: str | Path) -> int | None:
@@ -67,9 +68,12 @@ def frame_count(path: str | Path) -> int | None:
     return None
 
 
-def iter_image_folder(folder: Path, fps: float) -> Iterator[Frame]:
-    """Frames of a folder's images in name order, stamped `index / fps`."""
-    for i, file in enumerate(image_files(folder)):
+def iter_image_folder(folder: Path, fps: float, pattern: str | None = None) -> Iterator[Frame]:
+    """Frames of a folder's images (matching `pattern` when given) in name order, stamped `index / fps`."""
+    files = image_files(folder, pattern)
+    if not files:
+        raise InputError(f"{folder}: expected image files matching {pattern!r}, found none")
+    for i, file in enumerate(files):
         bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if bgr is None:
             raise InputError(f"{file}: expected a readable image, OpenCV could not decode it")
@@ -96,16 +100,23 @@ def iter_video(path: Path, fps: float | None = None) -> Iterator[Frame]:
         raise InputError(f"{path}: expected at least one decodable video frame, got none")
 
 
-def open_frames(path: str | Path, *, topics: Sequence[str] | None = None, fps: float | None = None) -> Iterator[Frame]:
+def open_frames(
+    path: str | Path,
+    *,
+    topics: Sequence[str] | None = None,
+    fps: float | None = None,
+    pattern: str | None = None,
+) -> Iterator[Frame]:
     """Frames of `path` (folder of images, video, frame dataset or bag), in order.
 
     `topics`: image topics of a bag (default: every colour image topic). `fps`: stamp rate of folder
-    and video frames (default: the video's rate, 30 for folders).
+    and video frames (default: the video's rate, 30 for folders). `pattern`: glob selecting a folder's
+    images (e.g. "*.color.png" where depth images lie beside the colour ones).
     """
     path = Path(path)
     kind = input_kind(path)
     if kind == "images":
-        return iter_image_folder(path, fps or 30.0)
+        return iter_image_folder(path, fps or 30.0, pattern)
     if kind == "video":
         return iter_video(path, fps)
     if kind == "dataset":

@@ -3,7 +3,14 @@
 from fin3r_lib.models.base import PREDICTION_KEYS, ReconstructionModel, Stream, check_rgb_images
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.reconstruction import FrameResult, Reconstruction
-from fin3r_lib.models.registry import build_model, list_models, model_entry, register_model
+from fin3r_lib.models.registry import (
+    build_model,
+    list_models,
+    load_model,
+    model_entry,
+    register_model,
+    resolve_device,
+)
 
 __all__ = [
     "PREDICTION_KEYS",
@@ -15,6 +22,8 @@ __all__ = [
     "build_model",
     "check_rgb_images",
     "list_models",
+    "load_model",
     "model_entry",
     "register_model",
+    "resolve_device",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fin3r_lib.errors import UnknownModelError
+from fin3r_lib.errors import ModelLoadError, UnknownModelError
 from fin3r_lib.models.base import ReconstructionModel
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def build_model(
 ) -> ReconstructionModel:
     """Build variant `name`, load `checkpoint` if given, optionally wire in a Fin3R adapter.
 
+    `device` may be "auto" (cuda when torch sees a GPU, else cpu).
     `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
     "default" for the variant's released weights; None leaves random initial weights (tests,
     benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
@@ -96,7 +97,7 @@ def build_model(
     from fin3r_lib.models.checkpoint import load_checkpoint_into
 
     entry = model_entry(name)
-    device = torch.device(device)
+    device = resolve_device(device)
     if checkpoint is not None or device.type == "meta":
         with torch.device("meta"):
             model = entry.builder()
@@ -112,3 +113,32 @@ def build_model(
 
         load_adapter(model, adapter)
     return model.eval()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`"auto"` -> cuda when torch sees a GPU, else cpu; anything else as a torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(
+    name: str,
+    checkpoint: str | Path | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype = torch.float32,
+    adapter: str | Path | None = None,
+) -> ReconstructionModel:
+    """`build_model` for user-facing options (node parameters, CLI flags): every failure is one ModelLoadError.
+
+    An empty string or "none" for `checkpoint` means random initial weights; an empty `adapter` none.
+    """
+    ckpt = None if checkpoint is None or str(checkpoint) in ("", "none") else checkpoint
+    try:
+        return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None)
+    except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
+        raise ModelLoadError(
+            f"cannot load model {name!r} (checkpoint {checkpoint!r}, adapter {adapter!r}, device {str(device)!r}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
