@@ -1,8 +1,11 @@
 """Extraction throughput against a raw `rosbags` read + decode of the same bag, measured in the same run.
 
 Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), then times:
-- baseline: `AnyReader` over the image topic, deserialize, `rosbags.image` decode to RGB (one thread);
-- the same reading the CameraInfo and TF topics too (what pairing needs), for comparison;
+- baseline: what a user writes with rosbags + rosbags-image: `AnyReader` over the image topic, deserialize
+  each message, `message_to_cvimage(msg, "rgb8")` (one thread; for rgb8 that is a view of the message);
+- the same reading the CameraInfo and TF topics in the same pass, for comparison: rosbags copies every record
+  of a chunk, and mixing small records with the ~1 MB images makes glibc's allocator hand memory back and
+  fault it in again per image, so this varies from run to run (0.4 to 0.85 of the baseline);
 - `iter_bag_frames` (the extraction reader: CameraInfo pairing, TF poses), decoding inline, on 1 and on N threads;
 - `extract_frames` to a dataset (selection + image files), for information: file encoding dominates it.
 Prints frames/s and the ratio to the baseline (target for `iter_bag_frames`: >= 0.8).

@@ -4,11 +4,12 @@ Reading goes through `rosbags` (`AnyReader`), so no ROS install is needed. Every
 `sensor_msgs/Image` and `CompressedImage` topics becomes a `Frame`, paired with the latest `CameraInfo`
 of its camera (`NS/camera_info` beside `NS/image_raw` or `NS/image_raw/compressed`) and, when the bag
 holds `/tf` and `/tf_static`, with the pose of its optical frame (`header.frame_id`, OpenCV axes by
-REP 103) in a fixed frame, interpolated at the image stamp. Two passes: TF and CameraInfo first (with
-`rosbags`, reading them together with the images costs more than a separate pass), then the images,
-in bag order. Compressed images decode on a thread pool
-(OpenCV releases the GIL); raw images are converted in the reading thread, where threads only added
-overhead (benchmarks/bench_extract.py), and may be read-only views of the message buffer.
+REP 103) in a fixed frame, interpolated at the image stamp. Two passes: TF and CameraInfo first, then the
+images, in bag order. In MCAP files the first pass reads only those records, through the file's index
+(`mcap_index`), and parses them straight from CDR (`cdr`); elsewhere it goes through `rosbags` (reading them
+together with the images there costs more than a separate pass: see benchmarks/bench_extract.py).
+Compressed images decode on a thread pool (OpenCV releases the GIL); raw images are converted in the
+reading thread, where threads only added overhead, and may be read-only views of the message buffer.
 
 A bag that `rosbags` cannot open (a crashed recorder's truncated MCAP or sqlite3 file) is read from a
 recovered copy of its readable part; each file's `ReadReport` says how many messages were lost and where.
@@ -17,6 +18,7 @@ recovered copy of its readable part; each file's `ReadReport` says how many mess
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import os
 import sqlite3
@@ -40,7 +42,9 @@ from rosbags.rosbag2 import ReaderError as Reader2Error
 from rosbags.typesys import Stores, get_typestore
 
 from fin3r_lib.data.bag_recovery import recover_mcap, recover_sqlite3
+from fin3r_lib.data.cdr import CdrError, cdr_camera_info, cdr_transforms
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.data.mcap_index import McapIndexError, indexed_messages
 from fin3r_lib.data.tf_buffer import TfBuffer, TfError
 from fin3r_lib.errors import InputError
 
@@ -250,11 +254,18 @@ class _Calibration:
     distortion: np.ndarray | None
 
 
-def _calibration(msg) -> _Calibration:
-    """K and distortion of a CameraInfo (ROS 2 lower-case or ROS 1 upper-case fields); K None if all zero."""
-    k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64).reshape(3, 3)
-    d = np.asarray(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
-    return _Calibration(None if not k.any() else k, d.copy())
+def _calibration(reader: AnyReader, raw: bytes, msgtype: str) -> _Calibration:
+    """K and distortion of a serialized CameraInfo (straight from CDR in ROS 2 bags); K None if all zero."""
+    try:
+        k, d = cdr_camera_info(raw) if reader.is2 else (None, None)
+    except CdrError as exc:
+        log.debug("CameraInfo through rosbags: %s", exc)
+        k = None
+    if k is None:
+        msg = reader.deserialize(raw, msgtype)  # ROS 2 lower-case or ROS 1 upper-case fields
+        k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64).reshape(3, 3)
+        d = np.array(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
+    return _Calibration(None if not k.any() else k, d)
 
 
 def _stamp(header) -> float:
@@ -284,6 +295,23 @@ def _decode(reader: AnyReader, raw: bytes, msgtype: str, topic: str) -> _Decoded
     return _Decoded(_stamp(msg.header), msg.header.frame_id, rgb)
 
 
+class _Ready:
+    """The outcome of a task already run: the part of `Future` that `_bag_frames` uses, without its lock."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, value=None, error: Exception | None = None) -> None:
+        self._value, self._error = value, error
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class _Inline:
     """Executor stand-in that runs each task at once in the calling thread."""
 
@@ -293,13 +321,11 @@ class _Inline:
     def __exit__(self, *exc) -> None:
         return None
 
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
+    def submit(self, fn, *args) -> _Ready:
         try:
-            future.set_result(fn(*args))
+            return _Ready(fn(*args))
         except Exception as exc:
-            future.set_exception(exc)
-        return future
+            return _Ready(error=exc)
 
 
 def _messages(reader: AnyReader, connections: list, report: ReadReport) -> Iterator[tuple]:
@@ -339,8 +365,53 @@ class _Context:
         return self.infos[camera][max(0, bisect.bisect_right(times, log_ns) - 1)]
 
 
+def _mcap_files(reader: AnyReader) -> list[Path] | None:
+    """The storage files behind `reader` when every one is MCAP, else None.
+
+    A rosbag2 directory's files are listed, not taken from metadata.yaml (parsing it again costs more
+    than the index read): a stray file shows as a message count other than the metadata's.
+    """
+    files = [f for p in reader.paths for f in (sorted(p.iterdir()) if p.is_dir() else [p]) if f.suffix != ".yaml"]
+    return files if files and all(f.suffix == ".mcap" for f in files) else None
+
+
+def _context_messages(reader: AnyReader, wanted: list, report: ReadReport) -> Iterable[tuple[str, str, int, bytes]]:
+    """(topic, msgtype, log time, raw) of the `wanted` connections, in log-time order.
+
+    MCAP files are read through their index (only these records; `rosbags` would read every chunk, images
+    included); files without a usable index, other formats, and damaged files go through `rosbags`.
+    """
+    types = {c.topic: c.msgtype for c in wanted}
+    files = _mcap_files(reader)
+    if files and not any(c.topic in types and c not in wanted for c in reader.connections):
+        try:
+            found = heapq.merge(*(indexed_messages(f, types.keys()) for f in files), key=lambda m: m[0])
+            messages = [(topic, types[topic], t, raw) for t, topic, raw in found]
+        except (McapIndexError, OSError) as exc:
+            log.debug("reading %s through rosbags: %s", reader.paths, exc)
+        else:
+            if len(messages) == sum(c.msgcount for c in wanted):
+                return messages
+            log.debug("MCAP index of %s lists %d of the messages; reading through rosbags", reader.paths, len(messages))
+    return ((c.topic, c.msgtype, t, raw) for c, t, raw in _messages(reader, wanted, report))
+
+
+def _add_tf(tf: TfBuffer, reader: AnyReader, raw: bytes, msgtype: str, static: bool) -> None:
+    """Record a TFMessage: read straight from CDR in ROS 2 bags, through rosbags otherwise."""
+    if reader.is2:
+        try:
+            transforms = cdr_transforms(raw)
+        except CdrError as exc:
+            log.debug("TF message through rosbags: %s", exc)
+        else:
+            for parent, child, stamp, translation, quaternion in transforms:
+                tf.add(parent, child, stamp, translation, quaternion, static)
+            return
+    tf.add_message(reader.deserialize(raw, msgtype), static)
+
+
 def _read_context(reader: AnyReader, streams: dict[str, _Stream], report: ReadReport) -> _Context:
-    """First pass: TF and CameraInfo messages (small; a pass over them alone is cheaper than mixing)."""
+    """First pass: TF and CameraInfo messages (small; through the MCAP index when there is one)."""
     by_info = {s.info_topic: s.camera for s in streams.values()}
     wanted = [
         c
@@ -349,22 +420,22 @@ def _read_context(reader: AnyReader, streams: dict[str, _Stream], report: ReadRe
     ]
     context = _Context()
     tails: dict[str, bytes] = {}  # CameraInfo bytes after the stamp (CDR and ROS 1 alike), per topic
-    for conn, log_ns, raw in _messages(reader, wanted, report):
-        if conn.topic in by_info and raw[12:] == tails.get(conn.topic):
+    for topic, msgtype, log_ns, raw in _context_messages(reader, wanted, report):
+        if topic in by_info and raw[12:] == tails.get(topic):
             continue  # the same CameraInfo again: only the header stamp (and ROS 1 seq) changed
         try:
-            msg = reader.deserialize(raw, conn.msgtype)
-        except AnyReaderError as exc:
+            if topic in _TF_TOPICS:
+                _add_tf(context.tf, reader, raw, msgtype, static=topic == "/tf_static")
+                continue
+            calibration = _calibration(reader, raw, msgtype)
+        except (AnyReaderError, TfError) as exc:
             report.add_lost(1)
-            report.errors.append(f"{conn.topic}: undecodable message: {exc}")
-            continue
-        if conn.topic in _TF_TOPICS:
-            context.tf.add_message(msg, static=conn.topic == "/tf_static")
+            report.errors.append(f"{topic}: undecodable message: {exc}")
         else:
-            camera = by_info[conn.topic]
+            camera = by_info[topic]
             context.info_times.setdefault(camera, []).append(log_ns)
-            context.infos.setdefault(camera, []).append(_calibration(msg))
-            tails[conn.topic] = bytes(raw[12:])
+            context.infos.setdefault(camera, []).append(calibration)
+            tails[topic] = bytes(raw[12:])
     return context
 
 
@@ -383,7 +454,7 @@ def _pose(context: _Context, fixed_frame: str | None, frame_id: str, stamp: floa
 
 @dataclass
 class _Pending:
-    future: Future
+    future: Future | _Ready
     stream: _Stream
     index: int
     calibration: _Calibration | None

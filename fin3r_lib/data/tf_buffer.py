@@ -8,10 +8,10 @@ Each child frame has one parent (a tree, as in tf2). Dynamic edges are interpola
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import transforms3d
 
 from fin3r_lib.errors import InputError
 
@@ -26,12 +26,25 @@ def xyzw_to_wxyz(q_xyzw) -> np.ndarray:
     return np.array([w, x, y, z])
 
 
-def matrix_from(translation, q_wxyz: np.ndarray) -> np.ndarray:
-    """4x4 float64 transform from a translation (3,) and a unit (w, x, y, z) quaternion."""
-    m = np.eye(4)
-    m[:3, :3] = transforms3d.quaternions.quat2mat(q_wxyz)
-    m[:3, 3] = np.asarray(translation, dtype=np.float64)
-    return m
+def matrix_from(translation, q_wxyz) -> np.ndarray:
+    """4x4 float64 transform from a translation (3,) and a unit (w, x, y, z) quaternion.
+
+    The rotation is transforms3d's `quat2mat` formula, computed on Python floats (a TF log has a sample per
+    message, and numpy's per-call cost dominates at this size).
+    """
+    w, x, y, z = (float(v) for v in q_wxyz)
+    tx, ty, tz = (float(v) for v in translation)
+    s = 2.0 / (w * w + x * x + y * y + z * z)
+    xs, ys, zs = x * s, y * s, z * s
+    wx, wy, wz, xx, xy, xz, yy, yz, zz = w * xs, w * ys, w * zs, x * xs, x * ys, x * zs, y * ys, y * zs, z * zs
+    return np.array(
+        [
+            [1.0 - (yy + zz), xy - wz, xz + wy, tx],
+            [xy + wz, 1.0 - (xx + zz), yz - wx, ty],
+            [xz - wy, yz + wx, 1.0 - (xx + yy), tz],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
 
 
 def rigid_inverse(m: np.ndarray) -> np.ndarray:
@@ -66,8 +79,8 @@ class _Edge:
     matrices: list[np.ndarray] = field(default_factory=list)
 
     def add(self, stamp: float, translation, q_wxyz: np.ndarray) -> None:
-        t = np.asarray(translation, dtype=np.float64)
-        m = matrix_from(t, q_wxyz)
+        m = matrix_from(translation, q_wxyz)
+        t = m[:3, 3].copy()
         if self.static:
             self.stamps, self.translations, self.quats, self.matrices = [stamp], [t], [q_wxyz], [m]
             return
@@ -105,6 +118,7 @@ class TfBuffer:
     def __init__(self, tolerance: float = 1e-9) -> None:
         """`tolerance`: seconds within which a query uses a sample as is instead of interpolating."""
         self._edges: dict[str, _Edge] = {}  # keyed by child frame
+        self._frames: set[str] | None = None  # `frames`, until an edge is added or replaced
         self.tolerance = tolerance
 
     def add(self, parent: str, child: str, stamp: float, translation, q_xyzw, static: bool = False) -> None:
@@ -113,8 +127,12 @@ class TfBuffer:
         edge = self._edges.get(child)
         if edge is None or edge.parent != parent or edge.static != static:
             edge = self._edges[child] = _Edge(parent, static)
-        q = xyzw_to_wxyz(q_xyzw)
-        edge.add(stamp, translation, q / np.linalg.norm(q))
+            self._frames = None
+        x, y, z, w = (float(v) for v in q_xyzw)
+        n = math.hypot(x, y, z, w)
+        if not n > 0.0:  # zero or NaN
+            raise TfError(f"{parent} -> {child} at {stamp:.9f} s: expected a rotation quaternion, got {(x, y, z, w)}")
+        edge.add(stamp, translation, xyzw_to_wxyz((x / n, y / n, z / n, w / n)))
 
     def add_message(self, msg, static: bool = False) -> None:
         """Record every TransformStamped of a tf2_msgs/TFMessage (rosbags or rclpy object)."""
@@ -125,8 +143,10 @@ class TfBuffer:
 
     @property
     def frames(self) -> set[str]:
-        """Every frame named by a recorded transform."""
-        return set(self._edges) | {e.parent for e in self._edges.values()}
+        """Every frame named by a recorded transform (do not modify the returned set)."""
+        if self._frames is None:
+            self._frames = set(self._edges) | {e.parent for e in self._edges.values()}
+        return self._frames
 
     def _chain(self, frame: str) -> list[str]:
         """`frame` and its ancestors up to the root."""
@@ -141,10 +161,12 @@ class TfBuffer:
         """The root frame of the tree holding `frame`."""
         return self._chain(frame.lstrip("/"))[-1]
 
-    def _to_ancestor(self, chain: list[str], ancestor: str, stamp: float) -> np.ndarray:
-        m = np.eye(4)
+    def _to_ancestor(self, chain: list[str], ancestor: str, stamp: float) -> np.ndarray | None:
+        """ancestor <- chain[0] at `stamp`; None when they are the same frame (identity)."""
+        m = None
         for child in chain[: chain.index(ancestor)]:
-            m = self._edges[child].at(stamp, child, self.tolerance) @ m
+            edge = self._edges[child].at(stamp, child, self.tolerance)
+            m = edge if m is None else edge @ m
         return m
 
     def lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
@@ -162,4 +184,5 @@ class TfBuffer:
             )
         t_common_source = self._to_ancestor(up_source, common, stamp)
         t_common_target = self._to_ancestor(up_target, common, stamp)
-        return rigid_inverse(t_common_target) @ t_common_source
+        out = np.eye(4) if t_common_source is None else t_common_source.copy()
+        return out if t_common_target is None else rigid_inverse(t_common_target) @ out
