@@ -14,7 +14,7 @@ def test_registered_variants():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(UnknownModelError, match="unknown model 'vggt-2b'; expected one of: .*vggt-tiny"):
+    with pytest.raises(UnknownModelError, match=r"unknown model 'vggt-2b'; expected one of: .*vggt-tiny"):
         build_model("vggt-2b")
 
 
