@@ -4,7 +4,7 @@ Used by `fin3r reconstruct` and by the node's demo recorder, so both write the s
 - PLY (binary, open3d): x/y/z float + red/green/blue uint8;
 - TUM trajectory: one line per pose, `t tx ty tz qx qy qz qw` (readable by evo);
 - depth: 16-bit PNG in millimetres (0 = invalid, clipped at 65.535 m) and float32 `.npy` (NaN = invalid);
-- intrinsics: JSON with width, height, K and per-frame K when they vary;
+- intrinsics: JSON with width, height, K (median over frames) and each frame's K when frame names are given;
 - previews: PNG images drawn with matplotlib's Agg backend (no display needed).
 """
 

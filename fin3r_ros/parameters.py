@@ -69,7 +69,7 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         "Weights: `default` (the model's released weights, Hugging Face cache), a local file or folder, a "
         "Hugging Face repo id, or `none` (random initial weights: tests and demos only).",
     ),
-    ParamSpec("adapter", "", "Fin3R adapter file (.safetensors); empty = the base model."),
+    ParamSpec("adapter", "", "Fin3R adapter file (.safetensors or the authors' .pth); empty = the base model."),
     ParamSpec("device", "auto", "Torch device: `auto` (cuda when available, else cpu), cpu, cuda, cuda:1, ..."),
     ParamSpec(
         "precision",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
+SHARED_SPECS = REPO.parent / "shared" / "specs"
 
 # One random ROS domain for this test process, local discovery only (set before rclpy is imported).
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
@@ -40,3 +42,21 @@ def seven_scenes(seven_scenes_dir: Path) -> dict[str, np.ndarray]:
     poses = np.stack([np.loadtxt(str(p).replace(".color.png", ".pose.txt")) for p in colors])
     k = np.loadtxt(seven_scenes_dir / "camera-intrinsics.txt")
     return {"rgb": rgb, "depth_mm": depth, "poses": poses, "K": k}
+
+
+@pytest.fixture(scope="session")
+def release_keys() -> Callable[[str], dict[str, tuple[int, ...]]]:
+    """Reader of `../shared/specs/<name>.keys.tsv`: key -> shape in file order (skips when the file is absent)."""
+
+    def read(name: str) -> dict[str, tuple[int, ...]]:
+        path = SHARED_SPECS / f"{name}.keys.tsv"
+        if not path.is_file():
+            pytest.skip(f"release key list not available: {path} is absent (it lives in ../shared)")
+        out = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                key, shape = line.split("\t")
+                out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
+        return out
+
+    return read

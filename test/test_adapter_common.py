@@ -12,13 +12,11 @@ from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
-import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from fin3r_lib.adapter.layer import RENORM_EPS
-from fin3r_lib.models import build_model, list_models
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.layers import Block, RoPE2D, grid_positions
@@ -169,15 +167,3 @@ def authors_wrapped(model: ReconstructionModel, seed: int = 5) -> Reconstruction
 
 #: LoRA parameters of a ViT-L encoder (24 blocks, width 1024) at rank 8: 24 x (8*1024 + 3072*8)
 VIT_L_LORA_PARAMS = 786_432
-
-
-def require_model(name: str) -> None:
-    """Skip, naming the missing piece, when registry variant `name` is not available yet."""
-    if name not in list_models():
-        pytest.skip(f"model {name!r} is not registered yet (fin3r_lib.models lists {list_models()})")
-
-
-def build_registered(name: str, *args: object, **kwargs: object) -> ReconstructionModel:
-    """`build_model(name, ...)` after `require_model(name)`."""
-    require_model(name)
-    return build_model(name, *args, **kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_adapter_common import VIT_L_LORA_PARAMS, authors_wrapped, build_registered, randomize_lora
+from test_adapter_common import VIT_L_LORA_PARAMS, authors_wrapped, randomize_lora
 
 from fin3r_lib.adapter import (
     AdapterConfig,
@@ -18,6 +18,7 @@ from fin3r_lib.adapter import (
     apply_adapter,
     save_adapter,
 )
+from fin3r_lib.models import build_model
 from fin3r_lib.models.base import ReconstructionModel
 
 #: tiny variants and a model-grid input size each accepts (multiples of their patch sizes)
@@ -32,7 +33,7 @@ def _frozen_tiny(name: str) -> ReconstructionModel:
     # frozen like an adapted model: torch's F.linear on a non-contiguous input rounds differently
     # depending on whether the weight requires grad
     torch.manual_seed(0)
-    return build_registered(name).requires_grad_(False)
+    return build_model(name).requires_grad_(False)
 
 
 def _assert_outputs(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], **tol: float) -> None:
@@ -48,7 +49,7 @@ def _assert_outputs(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor],
     ("name", "path"), [("vggt-1b", "aggregator.patch_embed.blocks"), ("cut3r-512-dpt", "enc_blocks")]
 )
 def test_full_size_encoder_on_meta(name: str, path: str) -> None:
-    model = apply_adapter(build_registered(name, device="meta"))
+    model = apply_adapter(build_model(name, device="meta"))
     assert model.encoder_blocks_path == path
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == VIT_L_LORA_PARAMS
     wrapped = sorted((n for n, m in model.named_modules() if isinstance(m, ReNormLoraLinear)), key=len)
@@ -76,7 +77,7 @@ def test_tiny_fresh_disabled_and_trained(name: str) -> None:
 @pytest.mark.parametrize("name", TINY)
 def test_tiny_one_step_changes_only_lora(name: str) -> None:
     torch.manual_seed(0)
-    model = apply_adapter(build_registered(name))
+    model = apply_adapter(build_model(name))
     randomize_lora(model, std=0.05)
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -101,7 +102,7 @@ def test_tiny_authors_file_and_build_model(tmp_path: Path, name: str) -> None:
     torch.save(original.state_dict(), tmp_path / "authors.pth")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the file's base tensors equal the checkpoint's: no warning
-        loaded = build_registered(name, tmp_path / "base.pt", adapter=tmp_path / "authors.pth")
+        loaded = build_model(name, tmp_path / "base.pt", adapter=tmp_path / "authors.pth")
     assert adapter_config(loaded) == AdapterConfig()
     images = _images(name)
     with torch.no_grad():
@@ -109,6 +110,6 @@ def test_tiny_authors_file_and_build_model(tmp_path: Path, name: str) -> None:
         _assert_outputs(loaded(images), want, rtol=1e-4, atol=1e-5)
 
     ours = save_adapter(loaded, tmp_path / "ours.safetensors")
-    again = build_registered(name, tmp_path / "base.pt", adapter=ours)
+    again = build_model(name, tmp_path / "base.pt", adapter=ours)
     with torch.no_grad():
         _assert_outputs(again(images), loaded(images))

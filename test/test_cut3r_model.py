@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,25 +13,12 @@ from fin3r_lib.models.cut3r import CUT3R
 from fin3r_lib.models.cut3r.pose import ray_map
 from fin3r_lib.models.registry import build_model
 
-SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
-
-
-def _spec(name: str) -> dict[str, tuple[int, ...]]:
-    path = SPECS / f"{name}.keys.tsv"
-    if not path.is_file():
-        pytest.skip(f"checkpoint key list not available: {path} is absent (it lives in ../shared)")
-    out = {}
-    for line in path.read_text().splitlines():
-        key, shape = line.split("\t")
-        out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return out
-
 
 @pytest.mark.parametrize(
     ("model", "spec"), [("cut3r-512-dpt", "cut3r_512_dpt"), ("cut3r-224-linear", "cut3r_224_linear")]
 )
-def test_state_dict_equals_release_keys(model: str, spec: str) -> None:
-    expected = _spec(spec)
+def test_state_dict_equals_release_keys(model: str, spec: str, release_keys) -> None:
+    expected = release_keys(spec)
     built = build_model(model, device="meta")
     own = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     assert sorted(set(expected) - set(own)) == []

@@ -27,7 +27,8 @@ def test_demo_saves_map_depth_trajectory_and_previews(seven_scenes, seven_scenes
     assert counts == {"sent": 4, "published": 4, "rejected": 0}
     written = save(rec, tmp_path)
 
-    assert {p.name for p in written} >= {"map.ply", "trajectory.tum", "intrinsics.json", "map_preview.png"}
+    expected = {"map.ply", "trajectory.tum", "intrinsics.json", "map_preview.png", "depth_preview.png"}
+    assert {p.name for p in written} >= expected and all((tmp_path / name).is_file() for name in expected)
     depth_png = cv2.imread(str(tmp_path / "depth" / "000003.png"), cv2.IMREAD_UNCHANGED)
     assert depth_png.dtype == np.uint16
     np.testing.assert_array_equal(depth_png, seven_scenes["depth_mm"][FRAMES[-1]])  # mm in, mm out

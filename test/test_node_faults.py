@@ -65,6 +65,7 @@ def test_bad_image_message(ros, seven_scenes, fault) -> None:
     assert rig.node.stats.errors == {"ConversionError": 1}
     _serves_good_frames(rig, seven_scenes, 2.0)
     assert rig.errors() == 1
+    assert len(rig.got["depth"]) == 3, "the rejected frame produced a depth"  # in order: it would precede the last
 
 
 def test_camera_info_of_another_resolution(ros, seven_scenes) -> None:
@@ -74,6 +75,7 @@ def test_camera_info_of_another_resolution(ros, seven_scenes) -> None:
     rig.send(rgb[0], 1.0, expect_output=False)
     assert rig.node.stats.errors == {"ConversionError": 1}
     _serves_good_frames(rig, seven_scenes, 2.0)  # a matching camera_info comes with these
+    assert len(rig.got["depth"]) == 2, "the rejected frame produced a depth"
 
 
 def test_corrupt_jpeg(ros, seven_scenes) -> None:
@@ -84,6 +86,7 @@ def test_corrupt_jpeg(ros, seven_scenes) -> None:
     assert rig.node.stats.errors == {"ConversionError": 1}
     for i, stamp in ((10, 2.0), (20, 2.1)):
         rig.send(seven_scenes["rgb"][i], stamp, k=seven_scenes["K"], compressed=True)
+    assert len(rig.got["depth"]) == 2, "the rejected frame produced a depth"
 
 
 @pytest.mark.parametrize(
@@ -99,6 +102,7 @@ def test_bad_backend_output_is_rejected(ros, seven_scenes, fault, error) -> None
     assert rig.node.stats.errors == {error: 1}
     _serves_good_frames(rig, seven_scenes, 2.0)
     assert ros.spin_until(lambda: len(rig.got["path"][-1].poses) == 3, timeout=5.0)
+    assert len(rig.got["depth"]) == 3, "the rejected frame produced a depth"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy on the injected inf depth

@@ -43,6 +43,14 @@ def test_ament_layout_files_exist():
 
 
 def test_console_scripts_import():
+    from importlib.metadata import entry_points
+
     from fin3r_lib.cli.main import build_parser
 
+    setup_src = (REPO / "setup.py").read_text()
+    scripts = {ep.name: ep for ep in entry_points(group="console_scripts") if ep.value.startswith("fin3r_")}
+    assert set(scripts) == {"reconstruct_node", "fin3r"}
+    for ep in scripts.values():
+        assert f'"{ep.name} = {ep.value}"' in setup_src, f"{ep.name}: installed entry point differs from setup.py"
+        assert callable(ep.load()), ep.value
     assert build_parser().prog == "fin3r"

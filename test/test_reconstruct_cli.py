@@ -17,7 +17,6 @@ from fin3r_lib.data.dataset import FrameDatasetWriter
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.data.sources import frame_count, input_kind, open_frames
 from fin3r_lib.errors import InputError
-from fin3r_lib.models import list_models
 from fin3r_lib.outputs import read_tum
 
 STEP = 10  # every 10th of the 50 frames: 5 frames, enough camera motion for several keyframes
@@ -40,11 +39,6 @@ def video_file(seven_scenes, tmp_path_factory) -> Path:
         writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
-
-
-def _require(name: str) -> None:
-    if name not in list_models():
-        pytest.skip(f"model {name!r} is not registered (its family module in fin3r_lib.models is missing)")
 
 
 def _check_outputs(out: Path, n: int, stamps: np.ndarray) -> None:
@@ -78,7 +72,6 @@ def _check_outputs(out: Path, n: int, stamps: np.ndarray) -> None:
 
 @pytest.mark.slow
 def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, capsys) -> None:
-    _require("vggt-tiny")
     out = tmp_path / "out"
     args = [str(image_folder), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--device", "cpu"]
     assert main(["reconstruct", *args, "--keyframe-min-flow-px", "5", "--context-size", "3"]) == 0
@@ -89,7 +82,6 @@ def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, ca
 
 @pytest.mark.slow
 def test_reconstruct_video_with_max_frames(video_file, tmp_path) -> None:
-    _require("vggt-tiny")
     out = tmp_path / "out"
     args = [str(video_file), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--max-frames", "3"]
     assert main(["reconstruct", *args, "--device", "cpu", "--quiet"]) == 0
@@ -97,7 +89,6 @@ def test_reconstruct_video_with_max_frames(video_file, tmp_path) -> None:
 
 
 def test_reconstruct_bag_with_the_streaming_model(seven_scenes, tmp_path) -> None:
-    _require("cut3r-tiny")
     rgb = seven_scenes["rgb"][::STEP][:3]
     bag = write_bag(tmp_path / "bag", [CameraSpec(rgb=rgb, K=seven_scenes["K"])], storage="mcap")
     out = tmp_path / "out"

@@ -6,7 +6,6 @@ import copy
 import dataclasses
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from fin3r_lib.models import PREDICTION_KEYS, build_model
 from fin3r_lib.models.vggt import VGGT
 from fin3r_lib.models.vggt.config import VGGT_TINY
 
-KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "vggt_1b.keys.tsv"
 RELEASE_PARAMS = 1_256_537_516
 
 
@@ -40,12 +38,10 @@ def _outputs(model, images):
         return model(images)
 
 
-def test_full_config_matches_release_keys_on_meta():
-    if not KEYS_FILE.is_file():
-        pytest.skip(f"release key list not available: {KEYS_FILE} is absent (it lives in ../shared)")
-    expected = dict(line.rstrip("\n").split("\t") for line in KEYS_FILE.read_text().splitlines() if line.strip())
+def test_full_config_matches_release_keys_on_meta(release_keys):
+    expected = release_keys("vggt_1b")
     model = build_model("vggt-1b", device="meta")
-    ours = {k: str(tuple(v.shape)) for k, v in model.state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert list(ours) == list(expected)
     assert ours == expected
     assert sum(p.numel() for p in model.parameters()) == RELEASE_PARAMS

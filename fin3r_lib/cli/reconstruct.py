@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="`default` (released weights), a local file or folder, a Hugging Face repo id, or `none` (random)",
     )
-    parser.add_argument("--adapter", help="Fin3R adapter file (.safetensors)")
+    parser.add_argument(
+        "--adapter", help="Fin3R adapter: a .safetensors from save_adapter or the authors' .pth (e.g. vggt_lora.pth)"
+    )
     parser.add_argument("--device", default="auto", help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--topic", action="append", dest="topics", help="bag image topic (repeatable)")

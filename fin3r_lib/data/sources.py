@@ -12,20 +12,20 @@ from pathlib import Path
 
 import cv2
 
+from fin3r_lib.data.dataset import MANIFEST, FrameDataset
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BAG_SUFFIXES = (".bag", ".mcap", ".db3")
-DATASET_MANIFEST = "manifest.jsonl"  # the file that marks a `fin3r extract` dataset folder
 
 
 def input_kind(path: str | Path) -> str:
     """What `path` is: "dataset", "bag", "images" or "video" (InputError when none)."""
     path = Path(path)
     if path.is_dir():
-        if (path / DATASET_MANIFEST).is_file():
+        if (path / MANIFEST).is_file():  # the file that marks a `fin3r extract` dataset
             return "dataset"
         if (path / "metadata.yaml").is_file() or any(p.suffix in BAG_SUFFIXES for p in path.iterdir()):
             return "bag"
@@ -57,8 +57,6 @@ def frame_count(path: str | Path) -> int | None:
     if kind == "images":
         return len(image_files(Path(path)))
     if kind == "dataset":
-        from fin3r_lib.data.dataset import FrameDataset
-
         return len(FrameDataset(path))
     if kind == "video":
         capture = cv2.VideoCapture(str(path))
@@ -120,8 +118,6 @@ def open_frames(
     if kind == "video":
         return iter_video(path, fps)
     if kind == "dataset":
-        from fin3r_lib.data.dataset import FrameDataset
-
         return iter(FrameDataset(path))
     from fin3r_lib.data.bag import iter_bag_frames
 

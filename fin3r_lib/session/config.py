@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from fin3r_lib.errors import InputError
 
@@ -49,8 +49,3 @@ class SessionConfig:
             )
         if not 0 <= self.align_trim < 1:
             raise InputError(f"SessionConfig.align_trim: expected a number in [0, 1), got {self.align_trim!r}")
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """Names of every setting (for parameter tables and CLI options)."""
-        return tuple(f.name for f in fields(cls))
