@@ -216,3 +216,24 @@ def test_sim3_fit_ignores_outliers_and_invalid_points() -> None:
     np.testing.assert_allclose(fitted, sim3_matrix(2.5, rot, [1.0, -2.0, 0.5]), atol=1e-9)
     with pytest.raises(AlignmentError, match="at least 16 valid point pairs"):
         fit_sim3_robust(src[40:70], dst[40:70], weights[40:70])  # 10 valid pairs
+
+
+def test_voxel_map_matches_a_per_voxel_reference_over_many_batches():
+    """Sorted-key merging gives the same centroids and colours as plain per-voxel averaging."""
+    rng = np.random.default_rng(7)
+    vmap = VoxelMap(voxel_size=0.1, max_points=10**6)
+    sums: dict[tuple[int, int, int], np.ndarray] = {}
+    for _ in range(6):
+        pts = rng.uniform(-1, 1, (500, 3))
+        cols = rng.integers(0, 256, (500, 3), dtype=np.uint8)
+        vmap.add(pts, cols)
+        for p, c in zip(pts, cols, strict=True):
+            key = tuple(np.floor(p / 0.1).astype(int))
+            acc = sums.setdefault(key, np.zeros(7))
+            acc += np.concatenate([p, c, [1.0]])
+    got_pts, got_cols = vmap.cloud()
+    ref = np.array([acc for _, acc in sorted(sums.items())])
+    order = np.lexsort(np.floor(got_pts / 0.1).astype(int).T[::-1])
+    assert len(vmap) == len(sums)
+    np.testing.assert_allclose(got_pts[order], ref[:, :3] / ref[:, 6:], atol=1e-6)
+    np.testing.assert_array_equal(got_cols[order], np.clip(np.round(ref[:, 3:6] / ref[:, 6:]), 0, 255))
