@@ -147,6 +147,20 @@ class _PoseConditionedHead(nn.Module):
             cross = blk(cross, pose_token, pos)
         return tokens, cross, raw_to_pose_encoding(self.pose_head(pose_token))
 
+    @staticmethod
+    def outputs(
+        own: torch.Tensor, other: torch.Tensor, rgb: torch.Tensor, pose: torch.Tensor, self_positive_z: bool = False
+    ) -> dict:
+        """Raw self-view [B, 4, H, W], cross-view [B, 4, H, W] and rgb [B, 3, H, W] maps -> the reference's outputs."""
+        return {
+            "pts3d_in_self_view": points_from_raw(own[:, :3], positive_z=self_positive_z),
+            "conf_self": conf_from_raw(own[:, 3]),
+            "rgb": rgb_from_raw(rgb),
+            "camera_pose": pose,
+            "pts3d_in_other_view": points_from_raw(other[:, :3]),
+            "conf": conf_from_raw(other[:, 3]),
+        }
+
 
 class DPTPts3dPose(_PoseConditionedHead):
     """The 512 model's heads: `dpt_self`, `final_transform` + `dpt_cross`, `dpt_rgb`, `pose_head`."""
@@ -161,14 +175,7 @@ class DPTPts3dPose(_PoseConditionedHead):
         tokens, cross, pose = self.split(layers[-1], pos)
         own = self.dpt_self([*layers[:-1], tokens], size)
         other = self.dpt_cross([*layers[:-1], cross], size)
-        return {
-            "pts3d_in_self_view": points_from_raw(own[:, :3]),
-            "conf_self": conf_from_raw(own[:, 3]),
-            "rgb": rgb_from_raw(self.dpt_rgb([*layers[:-1], tokens], size)),
-            "camera_pose": pose,
-            "pts3d_in_other_view": points_from_raw(other[:, :3]),
-            "conf": conf_from_raw(other[:, 3]),
-        }
+        return self.outputs(own, other, self.dpt_rgb([*layers[:-1], tokens], size), pose)
 
 
 class LinearPts3dPose(_PoseConditionedHead):
@@ -184,11 +191,4 @@ class LinearPts3dPose(_PoseConditionedHead):
         tokens, cross, pose = self.split(layers[-1], pos)
         own = self.proj(tokens, size)
         other = self.cross_proj(cross, size)
-        return {
-            "pts3d_in_self_view": points_from_raw(own[:, :3], positive_z=True),
-            "conf_self": conf_from_raw(own[:, 3]),
-            "rgb": rgb_from_raw(self.rgb_proj(tokens, size)),
-            "camera_pose": pose,
-            "pts3d_in_other_view": points_from_raw(other[:, :3]),
-            "conf": conf_from_raw(other[:, 3]),
-        }
+        return self.outputs(own, other, self.rgb_proj(tokens, size), pose, self_positive_z=True)
