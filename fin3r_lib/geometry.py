@@ -11,22 +11,34 @@ def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
+def unproject_pixels(
+    u: np.ndarray, v: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray | None = None
+) -> np.ndarray:
+    """Points (..., 3) float64 of pixels (u, v) with z-depths `depth`; in world coordinates when a pose is given.
+
+    NaN depth gives NaN points.
+    """
+    k = np.asarray(intrinsics, dtype=np.float64)
+    z = depth.astype(np.float64)
+    pts = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
+    return pts if cam_to_world is None else transform_points(pts, cam_to_world)
+
+
 def unproject_depth(depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray | None = None) -> np.ndarray:
     """Points (H, W, 3) float64 of a z-depth map (H, W); in world coordinates when a pose is given.
 
     NaN depth gives NaN points.
     """
-    h, w = depth.shape
-    u, v = pixel_grid(h, w)
-    k = np.asarray(intrinsics, dtype=np.float64)
-    z = depth.astype(np.float64)
-    x = (u - k[0, 2]) / k[0, 0] * z
-    y = (v - k[1, 2]) / k[1, 1] * z
-    pts = np.stack([x, y, z], axis=-1)
-    if cam_to_world is None:
-        return pts
-    t = np.asarray(cam_to_world, dtype=np.float64)
-    return pts @ t[:3, :3].T + t[:3, 3]
+    u, v = pixel_grid(*depth.shape)
+    return unproject_pixels(u, v, depth, intrinsics, cam_to_world)
+
+
+def rigid_inverse(pose: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 rigid transform (exact transpose of the rotation)."""
+    inv = np.eye(4)
+    inv[:3, :3] = pose[:3, :3].T
+    inv[:3, 3] = -pose[:3, :3].T @ pose[:3, 3]
+    return inv
 
 
 def transform_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:

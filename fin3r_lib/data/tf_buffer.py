@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.geometry import rigid_inverse
 
 
 class TfError(InputError):
@@ -45,14 +46,6 @@ def matrix_from(translation, q_wxyz) -> np.ndarray:
             [0.0, 0.0, 0.0, 1.0],
         ]
     )
-
-
-def rigid_inverse(m: np.ndarray) -> np.ndarray:
-    """Inverse of a 4x4 rigid transform (exact transpose of the rotation)."""
-    out = np.eye(4)
-    out[:3, :3] = m[:3, :3].T
-    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
-    return out
 
 
 def slerp(q0: np.ndarray, q1: np.ndarray, s: float) -> np.ndarray:

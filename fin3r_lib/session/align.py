@@ -40,24 +40,6 @@ def fit_sim3_robust(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, trim:
     return m
 
 
-def unproject_pixels(
-    u: np.ndarray, v: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray
-) -> np.ndarray:
-    """World points (N, 3) float64 of pixels (u, v) with z-depths `depth` (NaN gives NaN)."""
-    k = np.asarray(intrinsics, dtype=np.float64)
-    z = depth.astype(np.float64)
-    cam = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], axis=-1)
-    return transform_points(cam, cam_to_world)
-
-
-def rigid_inverse(pose: np.ndarray) -> np.ndarray:
-    """Inverse of a 4x4 rigid camera-to-world pose."""
-    inv = np.eye(4)
-    inv[:3, :3] = pose[:3, :3].T
-    inv[:3, 3] = -pose[:3, :3].T @ pose[:3, 3]
-    return inv
-
-
 def transform_frame(frame: FrameResult, sim3: np.ndarray) -> FrameResult:
     """`frame` moved by the similarity `sim3` (4x4, x -> s R x + t): depth scaled, pose kept rigid."""
     scale = float(np.cbrt(np.linalg.det(sim3[:3, :3])))

@@ -26,15 +26,10 @@ import numpy as np
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
+from fin3r_lib.geometry import rigid_inverse, unproject_pixels
 from fin3r_lib.models.base import ReconstructionModel, check_rgb_images
 from fin3r_lib.models.reconstruction import FrameResult
-from fin3r_lib.session.align import (
-    check_finite_pose,
-    fit_sim3_robust,
-    rigid_inverse,
-    transform_frame,
-    unproject_pixels,
-)
+from fin3r_lib.session.align import check_finite_pose, fit_sim3_robust, transform_frame
 from fin3r_lib.session.config import SessionConfig
 from fin3r_lib.session.keyframes import KeyframeGate
 from fin3r_lib.session.voxel_map import VoxelMap
