@@ -1,6 +1,6 @@
 """ament_python package fin3r_ros: the ROS 2 layer (fin3r_ros) and the library (fin3r_lib).
 
-Builds with `colcon build` in a ROS 2 workspace, and installs with `pip install -e .[train,test]`
+Builds with `colcon build` in a ROS 2 workspace, and installs with `pip install -e .[train,eval,test]`
 on a machine without ROS (see README.md).
 """
 
@@ -38,6 +38,7 @@ setup(
     ],
     extras_require={
         "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
+        "eval": ["evo>=1.30", "scipy"],  # fin3r_lib.evaluation: ATE/RPE by evo, KD-trees by scipy
         "test": ["pytest", "ruff"],
     },
     zip_safe=True,

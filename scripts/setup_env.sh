@@ -51,8 +51,8 @@ log "installing ROS 2 wheels"
 pip_install -r scripts/requirements-ros.txt
 
 # 5. This package, editable, with its extras.
-log "installing fin3r_ros (editable, extras train,test)"
-pip_install -e ".[train,test]"
+log "installing fin3r_ros (editable, extras train,eval,test)"
+pip_install -e ".[train,eval,test]"
 
 # 6. tf2_msgs from its interface files, unless it already imports.
 if ! "$VENV/bin/python" -c "import tf2_msgs.msg" 2>/dev/null; then

@@ -1,0 +1,31 @@
+"""Depth errors under an alignment: per frame (monocular protocol) and per sequence (video depth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fin3r_lib.errors import InputError
+from fin3r_lib.evaluation.alignment import fit_depth_alignment
+from fin3r_lib.evaluation.metrics import depth_errors, valid_mask
+
+
+def frame_depth_errors(
+    pred: np.ndarray, gt: np.ndarray, alignment: str = "median", max_depth: float | None = None
+) -> dict[str, float]:
+    """AbsRel / RMSE / delta1 of one depth map after fitting `alignment` on its own valid pixels.
+
+    Valid pixels: finite ground truth in (0, max_depth] and a finite prediction. The fitted scale and
+    shift are returned with the errors.
+    """
+    mask = valid_mask(gt, pred, max_depth)
+    fit = fit_depth_alignment(pred, gt, mask, alignment)
+    return {**depth_errors(fit.apply(pred), gt, mask), "scale": fit.scale, "shift": fit.shift}
+
+
+def video_depth_errors(
+    preds: np.ndarray, gts: np.ndarray, alignment: str = "scale", max_depth: float | None = None
+) -> dict[str, float]:
+    """Errors of a depth video (S, H, W) under ONE alignment fitted on all its frames' valid pixels (Bonn/KITTI)."""
+    if preds.ndim != 3:
+        raise InputError(f"expected a depth video of shape (S, H, W), got {preds.shape}")
+    return frame_depth_errors(preds, gts, alignment, max_depth)
