@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,17 +19,6 @@ from fin3r_lib.session import (
     confidence_mask,
 )
 from fin3r_lib.session.align import fit_sim3_robust
-
-
-@pytest.fixture(scope="module")
-def small_scenes(seven_scenes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The 7-Scenes frames at a quarter of their size (fast), with the intrinsics of that grid."""
-    rgb = np.stack([cv2.resize(img, (160, 120), interpolation=cv2.INTER_AREA) for img in seven_scenes["rgb"]])
-    depth = np.stack([cv2.resize(d, (160, 120), interpolation=cv2.INTER_NEAREST) for d in seven_scenes["depth_mm"]])
-    k = seven_scenes["K"].copy()
-    k[:2, :2] /= 4
-    k[:2, 2] = (k[:2, 2] + 0.5) / 4 - 0.5
-    return {"rgb": rgb, "depth_mm": depth, "poses": seven_scenes["poses"], "K": k}
 
 
 def _session(data: dict[str, np.ndarray], **config: object) -> tuple[GroundTruthModel, ReconstructionSession]:

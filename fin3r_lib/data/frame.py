@@ -36,3 +36,11 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """(height, width) of the image."""
         return self.rgb.shape[0], self.rgb.shape[1]
+
+
+@dataclass(frozen=True)
+class SkippedFrame:
+    """An input item a source could not turn into a Frame (undecodable image, bad message)."""
+
+    source: str  # the file path, or "bag.mcap#<topic>@<index>"
+    reason: str

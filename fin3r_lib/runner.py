@@ -1,0 +1,202 @@
+"""`Runner`: the one loop over a sequence, shared by the node, `fin3r reconstruct`, the demo and evaluation.
+
+Frames come in from any source (folders, videos, datasets, bags, ROS messages), each is prepared
+the same way (`RunnerOptions.input_max_side`), goes through the one `ReconstructionSession`, and its
+result goes to every `Sink` (ROS publishers, an output folder, an evaluator). A frame the session
+cannot use (a `Fin3rError` of that frame: not placed, bad input, non-finite output) and an input item
+a source could not decode (`SkippedFrame`) are both skipped, counted and reported to the sinks with
+their reason; the run goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fin3r_lib.data.frame import Frame, SkippedFrame
+from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.models.base import ReconstructionModel
+from fin3r_lib.models.grid import GridMapping
+from fin3r_lib.models.reconstruction import Reconstruction
+from fin3r_lib.session import ReconstructionSession, SessionConfig, SessionResult
+
+
+@dataclass
+class RunnerOptions:
+    """How frames are prepared and reconstructed; the same for the node, the CLI and evaluation."""
+
+    #: 0: full size; else downscale (cv2.INTER_AREA) so that max(H, W) <= it; intrinsics scaled, depth nearest
+    input_max_side: int = 0
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.input_max_side, int) or isinstance(self.input_max_side, bool) or self.input_max_side < 0:
+            raise InputError(f"RunnerOptions.input_max_side: expected an integer >= 0, got {self.input_max_side!r}")
+
+
+class Sink(Protocol):
+    """Where results go: ROS publishers, an output folder, an evaluator."""
+
+    def on_frame(self, frame: Frame, result: SessionResult) -> None:
+        """A frame was reconstructed (`frame` as prepared: the grid `result` is on)."""
+        ...
+
+    def on_skip(self, source: str, reason: str) -> None:
+        """A frame was skipped (and counted); `source` names it, `reason` says why."""
+        ...
+
+    def on_finish(self, runner: Runner, summary: RunSummary) -> None:
+        """The run ended (completely, or interrupted when `summary.interrupted`)."""
+        ...
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames reconstructed, what was skipped and why, resets, timings."""
+
+    frames: int
+    skipped: list[dict[str, str]]  # [{"source": ..., "reason": ...}] in the order they were skipped
+    resets: int
+    interrupted: bool
+    model_s: float  # model time summed over the reconstructed frames
+    wall_s: float
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict (summary.json)."""
+        doc = dataclasses.asdict(self)
+        doc["model_s_per_frame"] = self.model_s / self.frames if self.frames else None
+        return doc
+
+
+def frame_source(frame: Frame) -> str:
+    """How a frame is named in skip reports: its `source`, else its index and stamp."""
+    if frame.source:
+        return frame.source
+    stamp = f"{frame.stamp_ns} ns" if frame.stamp_ns is not None else f"{frame.stamp:.9f} s"
+    return f"frame {frame.index} at {stamp}"
+
+
+def resize_frame(frame: Frame, max_side: int) -> Frame:
+    """`frame` downscaled so that max(H, W) <= `max_side` (0 or already small: unchanged); K and depth follow."""
+    height, width = frame.size
+    if max_side <= 0 or max(height, width) <= max_side:
+        return frame
+    scale = max_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    rgb = cv2.resize(frame.rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    changes: dict[str, object] = {"rgb": rgb}
+    if frame.intrinsics is not None:
+        mapping = GridMapping(input_size=(height, width), resized_size=size, model_size=size)
+        changes["intrinsics"] = mapping.intrinsics_to_model(np.asarray(frame.intrinsics, dtype=np.float64))
+    if frame.depth is not None:
+        changes["depth"] = cv2.resize(frame.depth, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return dataclasses.replace(frame, **changes)
+
+
+class Runner:
+    """Frames -> the session -> sinks; see the module docstring."""
+
+    def __init__(
+        self, model: ReconstructionModel, options: RunnerOptions | None = None, sinks: Sequence[Sink] = ()
+    ) -> None:
+        self.model = model
+        self.options = options or RunnerOptions()
+        self.session = ReconstructionSession(model, self.options.session)
+        self._sinks: list[Sink] = list(sinks)
+        self.frames = 0
+        self.skipped: list[dict[str, str]] = []
+        self.resets = 0
+        self.model_s = 0.0
+        self._started = time.perf_counter()
+
+    def add_sink(self, sink: Sink) -> None:
+        """Send every later result to `sink` too."""
+        self._sinks.append(sink)
+
+    def prepare(self, frame: Frame) -> Frame:
+        """The frame as the session sees it (input_max_side applied); `frame` itself is not changed."""
+        return resize_frame(frame, self.options.input_max_side)
+
+    def process(self, frame: Frame | SkippedFrame) -> SessionResult | None:
+        """Reconstruct one frame and hand it to every sink; a frame's own error skips it (None, counted)."""
+        if isinstance(frame, SkippedFrame):
+            self._skip(frame.source, frame.reason)
+            return None
+        try:
+            prepared = self.prepare(frame)
+            result = self.session.process(prepared)
+        except Fin3rError as exc:
+            self._skip(frame_source(frame), f"{type(exc).__name__}: {exc}")
+            return None
+        self.frames += 1
+        self.resets += result.was_reset
+        self.model_s += result.timings["model_s"]
+        for sink in self._sinks:
+            sink.on_frame(prepared, result)
+        return result
+
+    def run(
+        self,
+        frames: Iterable[Frame | SkippedFrame],
+        stop: Callable[[], bool] | None = None,
+        max_frames: int | None = None,
+    ) -> RunSummary:
+        """Process `frames` until they end, `stop()` is true (checked between frames) or `max_frames` were taken.
+
+        `max_frames` counts every input item taken (reconstructed or skipped). The sinks always get
+        `on_finish`: interrupted when `stop()` ended the run or an exception escaped (then re-raised).
+        """
+        iterator = iter(frames)
+        taken, interrupted = 0, False
+        try:
+            while max_frames is None or taken < max_frames:
+                if stop is not None and stop():
+                    interrupted = True
+                    break
+                item = next(iterator, None)
+                if item is None:
+                    break
+                taken += 1
+                self.process(item)
+        except BaseException:
+            self.finish(interrupted=True)
+            raise
+        return self.finish(interrupted)
+
+    def summary(self, interrupted: bool = False) -> RunSummary:
+        """The counts so far."""
+        return RunSummary(
+            frames=self.frames,
+            skipped=[dict(s) for s in self.skipped],
+            resets=self.resets,
+            interrupted=interrupted,
+            model_s=self.model_s,
+            wall_s=time.perf_counter() - self._started,
+        )
+
+    def finish(self, interrupted: bool = False) -> RunSummary:
+        """Tell every sink the run ended; returns the summary they were given."""
+        summary = self.summary(interrupted)
+        for sink in self._sinks:
+            sink.on_finish(self, summary)
+        return summary
+
+    def reset(self) -> None:
+        """Forget every frame: the next one starts a new world (counted as a reset)."""
+        self.session.reset()
+        self.resets += 1
+
+    def predict(self, frames: list[Frame]) -> Reconstruction:
+        """Model-level reconstruction of `frames` jointly, prepared like the session's frames (evaluation)."""
+        return self.model.predict([self.prepare(f).rgb for f in frames])
+
+    def _skip(self, source: str, reason: str) -> None:
+        self.skipped.append({"source": source, "reason": reason})
+        for sink in self._sinks:
+            sink.on_skip(source, reason)
