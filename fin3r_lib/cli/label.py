@@ -1,0 +1,65 @@
+"""`fin3r label`: teacher pseudo-labels for a frame dataset (or any frame source), cached beside it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fin3r_lib.data.sources import frame_count, open_frames
+from fin3r_lib.errors import InputError
+from fin3r_lib.training.label_cache import LabelCache, label_frames
+from fin3r_lib.training.teachers import TEACHERS, build_teacher
+
+NAME = "label"
+HELP = "Compute a teacher's pseudo-labels for a frame dataset once and cache them (resumable)."
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings -> options, values read as YAML scalars (`max_depth=4.5` -> 4.5)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"teacher option: expected KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def default_cache_dir(source: Path, teacher: str) -> Path:
+    """`<dataset>/labels/<teacher>` for a folder input; inputs that are files need `--out`."""
+    if not source.is_dir():
+        raise InputError(f"{source} is not a folder: give the label folder with --out")
+    return source / "labels" / teacher
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of `fin3r label`."""
+    parser.add_argument("source", metavar="DATASET", help="frame dataset (`fin3r extract` output), image folder or bag")
+    parser.add_argument("--teacher", choices=sorted(TEACHERS), default="sensor", help="teacher (default sensor)")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="teacher option (repeatable)"
+    )
+    parser.add_argument("--out", help="label folder (default DATASET/labels/TEACHER)")
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per teacher call (default 8)")
+    parser.add_argument("--pattern", help="glob selecting an image folder's images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Label the frames; prints the summary as JSON. Exit 1 when no frame could be labelled."""
+    source = Path(args.source)
+    teacher = build_teacher(args.teacher, **parse_options(args.option))
+    out = Path(args.out) if args.out else default_cache_dir(source, args.teacher)
+    cache = LabelCache(out, teacher.identity())
+    frames = open_frames(source, pattern=args.pattern)
+    summary = label_frames(frames, teacher, cache, args.batch_size, frame_count(source), not args.quiet)
+    print(json.dumps({"labels": str(out), **summary.to_json()}, indent=2))
+    if summary.labelled + summary.cached == 0:
+        print(f"fin3r label: error: no frame of {source} could be labelled (see the reasons above)", file=sys.stderr)
+        return 1
+    return 0
