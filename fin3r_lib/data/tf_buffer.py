@@ -86,6 +86,12 @@ class _Edge:
         self.quats.insert(i, q_wxyz)
         self.matrices.insert(i, m)
 
+    def prune_before(self, stamp: float) -> None:
+        """Drop samples older than `stamp`, keeping the last one before it (for interpolation)."""
+        k = bisect.bisect_left(self.stamps, stamp) - 1
+        if k > 0 and not self.static:
+            del self.stamps[:k], self.translations[:k], self.quats[:k], self.matrices[:k]
+
     def at(self, stamp: float, child: str, tolerance: float) -> np.ndarray:
         """parent <- child transform at `stamp` (seconds); do not modify the returned array."""
         if self.static:
@@ -133,6 +139,11 @@ class TfBuffer:
             stamp = tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9
             t, r = tr.transform.translation, tr.transform.rotation
             self.add(tr.header.frame_id, tr.child_frame_id, stamp, (t.x, t.y, t.z), (r.x, r.y, r.z, r.w), static)
+
+    def prune_before(self, stamp: float) -> None:
+        """Bound memory of a live tree: drop dynamic samples older than `stamp` (seconds) but the last one."""
+        for edge in self._edges.values():
+            edge.prune_before(stamp)
 
     @property
     def frames(self) -> set[str]:
