@@ -23,7 +23,7 @@ from fin3r_lib.models.cut3r.decoder import DecoderBlock
 from fin3r_lib.models.cut3r.encoder import PatchEmbed, encoder_blocks, run_encoder
 from fin3r_lib.models.cut3r.focal import intrinsics_from_points
 from fin3r_lib.models.cut3r.heads import DPTPts3dPose, LinearPts3dPose
-from fin3r_lib.models.cut3r.pose import pose_encoding_to_cam_to_world
+from fin3r_lib.models.cut3r.pose import pose_encoding_to_cam_to_world, ray_map
 from fin3r_lib.models.cut3r.pose_retriever import PoseRetriever
 from fin3r_lib.models.cut3r.preprocess import preprocess_image
 from fin3r_lib.models.grid import GridMapping
@@ -135,17 +135,28 @@ class CUT3R(ReconstructionModel):
             out = self.downstream_head([feat.float(), *(t.float() for t in layers)], pos, size)
         return out, CUT3RState(tokens.float(), memory.float(), state.frames + 1)
 
-    def step_tensor(self, image: torch.Tensor, state: CUT3RState) -> tuple[dict[str, torch.Tensor], CUT3RState]:
-        """One frame [B, 3, H, W] in [0, 1] -> (head outputs, reference names; next state)."""
+    def step_tensor(
+        self, image: torch.Tensor, state: CUT3RState, ray_map: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], CUT3RState]:
+        """One frame [B, 3, H, W] in [0, 1] -> (head outputs, reference names; next state).
+
+        With `ray_map` [B, 6, H, W] (a known camera, see `pose.ray_map`) the view carries both inputs: its
+        tokens are the image tokens plus the ray-map tokens at the image's positions (reference
+        `_encode_views` for a view with img_mask and ray_mask set).
+        """
         with self._autocast(image.device):
             feat, pos = run_encoder(self.patch_embed, self.enc_blocks, self.enc_norm, (image - 0.5) / 0.5)
+            if ray_map is not None:
+                feat = feat + self.encode_ray_map(ray_map)[0]
             return self._recurrent_step(feat, pos, (image.shape[-2], image.shape[-1]), state, state.frames == 0)
 
     def query_ray_map(self, ray_map: torch.Tensor, state: CUT3RState) -> dict[str, torch.Tensor]:
         """Predict an unseen view given by its ray map [B, 6, H, W] (see `pose.ray_map`) from `state`,
-        which is left unchanged (head outputs as `step_tensor`)."""
+        which is left unchanged (head outputs as `step_tensor`). A view without an image carries the
+        learned masked-image token added to its ray-map tokens (reference `_encode_views`)."""
         with self._autocast(ray_map.device):
             feat, pos = self.encode_ray_map(ray_map)
+            feat = feat + self.masked_img_token
             return self._recurrent_step(feat, pos, (ray_map.shape[-2], ray_map.shape[-1]), state, first=False)[0]
 
     @staticmethod
@@ -193,17 +204,32 @@ class CUT3RStream:
     def __init__(self, model: CUT3R) -> None:
         self.model = model
         self.state: CUT3RState | None = None  # None: the initial state, made on the next step
+        self.last_pose = torch.eye(4)  # camera-to-world predicted for the last frame (model units)
 
-    def step(self, image: np.ndarray) -> FrameResult:
-        """Process one RGB uint8 (H, W, 3) image; returns depth, points, pose, intrinsics on its grid."""
+    def step(self, image: np.ndarray, intrinsics: np.ndarray | None = None) -> FrameResult:
+        """Process one RGB uint8 (H, W, 3) image; returns depth, points, pose, intrinsics on its grid.
+
+        `intrinsics` (3x3, input pixels): the known camera, given to the model as a ray map on the model
+        grid. Its pose is the first frame's (identity) for the first frame and, after that, the pose this
+        stream predicted for the previous frame (the camera's own pose is what the model estimates).
+        """
         check_rgb_images([image])
         tensor, mapping = self.model.prepare_frame(image)
         with torch.inference_mode():
             state = self.state if self.state is not None else self.model.initial_state(1)
-            out, self.state = self.model.step_tensor(tensor[None], state)
-            pred = {k: v[:, None] for k, v in self.model.frame_predictions(out).items()}
+            rays = None
+            if intrinsics is not None:
+                k_model = mapping.intrinsics_to_model(np.asarray(intrinsics, dtype=np.float64))
+                k = torch.as_tensor(k_model, dtype=torch.float32)
+                pose = self.last_pose if self.state is not None else torch.eye(4)
+                rays = ray_map(pose, k, tensor.shape[-2], tensor.shape[-1])[None].to(tensor.device)
+            out, self.state = self.model.step_tensor(tensor[None], state, rays)
+            frame = self.model.frame_predictions(out)
+            self.last_pose = frame["cam_to_world"][0].float().cpu()
+            pred = {k: v[:, None] for k, v in frame.items()}
         return predictions_to_reconstruction(pred, [mapping], self.model.relative_scale).frame(0)
 
     def reset(self) -> None:
         """Forget every frame: the next step starts from the model's initial state and memory."""
         self.state = None
+        self.last_pose = torch.eye(4)

@@ -1,0 +1,63 @@
+"""CUT3R with a known camera: image tokens plus ray-map tokens (reference `_encode_views`), tiny config."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from fin3r_lib.models.cut3r import CUT3R
+from fin3r_lib.models.cut3r.pose import ray_map
+from fin3r_lib.models.registry import build_model
+
+K = np.array([[70.0, 0, 39.5], [0, 70.0, 29.5], [0, 0, 1]])  # of the 80x60 input images
+
+
+@pytest.fixture(scope="module")
+def tiny() -> CUT3R:
+    torch.manual_seed(0)
+    return build_model("cut3r-tiny")
+
+
+def _images(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _run(model: CUT3R, k: np.ndarray | None) -> list:
+    stream = model.new_stream()
+    return [stream.step(img, intrinsics=k) for img in _images(3)]
+
+
+def test_silenced_ray_encoder_gives_the_image_only_output_exactly(tiny: CUT3R) -> None:
+    """The ray map enters only as added tokens: with the ray encoder's output forced to zero, nothing changes."""
+    silent = copy.deepcopy(tiny)
+    with torch.no_grad():
+        silent.enc_norm_ray_map.weight.zero_()
+        silent.enc_norm_ray_map.bias.zero_()
+    for with_k, without in zip(_run(silent, K), _run(tiny, None), strict=True):
+        np.testing.assert_array_equal(with_k.depth, without.depth)
+        np.testing.assert_array_equal(with_k.cam_to_world, without.cam_to_world)
+
+
+def test_a_known_camera_changes_the_prediction_and_different_cameras_differ(tiny: CUT3R) -> None:
+    plain, known = _run(tiny, None), _run(tiny, K)
+    wide = _run(tiny, K * np.array([[0.5], [0.5], [1.0]]) + np.array([[0, 0, 20.0], [0, 0, 15.0], [0, 0, 0]]))
+    for a, b, c in zip(plain, known, wide, strict=True):
+        assert np.isfinite(b.depth).all()
+        assert np.abs(a.depth - b.depth).max() > 1e-4
+        assert np.abs(b.depth - c.depth).max() > 1e-4
+
+
+def test_unseen_view_query_uses_the_masked_image_token(tiny: CUT3R) -> None:
+    stream = tiny.new_stream()
+    stream.step(_images(1)[0])
+    rays = ray_map(torch.eye(4), torch.tensor([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]]), 48, 64)[None]
+    other = copy.deepcopy(tiny)
+    with torch.no_grad():
+        other.masked_img_token.add_(1.0)
+        a = tiny.query_ray_map(rays, stream.state)["pts3d_in_other_view"]
+        b = other.query_ray_map(rays, stream.state)["pts3d_in_other_view"]
+    assert (a - b).abs().max() > 1e-4
