@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from fin3r_lib.errors import InputError
-from fin3r_lib.evaluation.alignment import fit_depth_alignment
+from fin3r_lib.evaluation.alignment import DepthAlignment, fit_depth_alignment
 from fin3r_lib.evaluation.metrics import depth_errors, valid_mask
+
+
+def aligned_depth(
+    pred: np.ndarray, gt: np.ndarray, alignment: str = "median", max_depth: float | None = None
+) -> tuple[np.ndarray, np.ndarray, DepthAlignment]:
+    """The prediction aligned to `gt` (fitted on the valid pixels), the valid-pixel mask and the fit."""
+    mask = valid_mask(gt, pred, max_depth)
+    fit = fit_depth_alignment(pred, gt, mask, alignment)
+    return fit.apply(pred), mask, fit
 
 
 def frame_depth_errors(
@@ -17,9 +26,8 @@ def frame_depth_errors(
     Valid pixels: finite ground truth in (0, max_depth] and a finite prediction. The fitted scale and
     shift are returned with the errors.
     """
-    mask = valid_mask(gt, pred, max_depth)
-    fit = fit_depth_alignment(pred, gt, mask, alignment)
-    return {**depth_errors(fit.apply(pred), gt, mask), "scale": fit.scale, "shift": fit.shift}
+    aligned, mask, fit = aligned_depth(pred, gt, alignment, max_depth)
+    return {**depth_errors(aligned, gt, mask), "scale": fit.scale, "shift": fit.shift}
 
 
 def video_depth_errors(

@@ -34,12 +34,26 @@ def _check_poses(est: np.ndarray, gt: np.ndarray, minimum: int = 2) -> None:
         raise InputError("expected finite poses, got NaN or inf")
 
 
+def nearest_rigid(poses: np.ndarray) -> np.ndarray:
+    """Poses (N, 4, 4) with each rotation block replaced by the nearest rotation (SVD projection).
+
+    evo refuses rotations off SO(3) by more than ~1e-6; recorded ground truth (7-Scenes) is off by ~1e-4.
+    """
+    out = np.array(poses, dtype=np.float64)
+    u, _, vt = np.linalg.svd(out[:, :3, :3])
+    flip = np.linalg.det(u @ vt) < 0
+    u[flip, :, -1] *= -1
+    out[:, :3, :3] = u @ vt
+    return out
+
+
 def _trajectories(est: np.ndarray, gt: np.ndarray, stamps: np.ndarray | None):
+    """evo trajectories of the estimate and the ground truth (rotations projected onto SO(3))."""
     from evo.core.trajectory import PoseTrajectory3D
 
     t = np.arange(len(gt), dtype=np.float64) if stamps is None else np.asarray(stamps, dtype=np.float64)
-    ref = PoseTrajectory3D(poses_se3=list(np.asarray(gt, np.float64)), timestamps=t)
-    traj = PoseTrajectory3D(poses_se3=list(np.asarray(est, np.float64)), timestamps=t.copy())
+    ref = PoseTrajectory3D(poses_se3=list(nearest_rigid(gt)), timestamps=t)
+    traj = PoseTrajectory3D(poses_se3=list(nearest_rigid(est)), timestamps=t.copy())
     return ref, traj
 
 
