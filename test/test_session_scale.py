@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fin3r_lib.errors import InputError
-from fin3r_lib.session.scale import ScaleConfig, ScaleEstimator
+from fin3r_lib.session.scale import ScaleConfig, ScaleEstimator, scaled_frame
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -79,3 +79,55 @@ def test_depth_shape_mismatch_and_wrong_source_are_refused():
 def test_bad_scale_settings_are_refused(kwargs):
     with pytest.raises(InputError, match="expected"):
         ScaleConfig(**kwargs)
+
+
+def _session_run(data: dict[str, np.ndarray], seed: int):
+    """The GT backend at an unknown per-call scale through a windowed session; (model, results)."""
+    from gt_backend import GroundTruthModel
+
+    from fin3r_lib.data.frame import Frame
+    from fin3r_lib.session import ReconstructionSession, SessionConfig
+
+    model = GroundTruthModel.from_fixture(data, scale_range=(0.3, 3.0), seed=seed)
+    session = ReconstructionSession(model, SessionConfig(context_size=3, keyframe_min_flow_px=4.0))
+    frames = [Frame(rgb=img, stamp=i / 30.0, intrinsics=data["K"], index=i) for i, img in enumerate(data["rgb"])]
+    return model, [session.process(f) for f in frames]
+
+
+def test_odometry_scale_makes_a_gt_session_metric_within_one_percent(small_scenes):
+    _, results = _session_run(small_scenes, seed=4)
+    rng = np.random.default_rng(5)
+    odom_from_world = np.eye(4)
+    odom_from_world[:3, :3], odom_from_world[:3, 3] = _random_rotation(rng), [3.0, -1.0, 0.2]
+    est = ScaleEstimator(ScaleConfig(source="odometry", min_baseline_m=0.1, window=50))
+    truth = small_scenes["poses"]
+    for k, r in enumerate(results):
+        if r.is_keyframe:
+            odom_pos = (odom_from_world @ truth[k])[:3, 3] + rng.normal(scale=0.003, size=3)
+            est.add_positions(r.frame.cam_to_world[:3, 3], odom_pos)
+    assert est.estimate.scale is not None, est.estimate.status
+    assert abs(est.estimate.scale - 1.0) > 0.1  # the session was not metric to begin with
+    metric = [scaled_frame(r.frame, est.estimate.scale) for r in results]
+    # metric distances between the published camera positions equal the true ones
+    got = np.linalg.norm(metric[-1].cam_to_world[:3, 3] - metric[0].cam_to_world[:3, 3])
+    want = np.linalg.norm(truth[-1][:3, 3] - truth[0][:3, 3])
+    assert got == pytest.approx(want, rel=0.01)
+    valid = small_scenes["depth_mm"][-1] > 0
+    np.testing.assert_allclose(
+        np.median(metric[-1].depth[valid] / (small_scenes["depth_mm"][-1][valid] / 1000.0)), 1.0, rtol=0.01
+    )
+
+
+def test_depth_scale_makes_a_gt_session_metric_within_one_percent(small_scenes):
+    _, results = _session_run(small_scenes, seed=6)
+    rng = np.random.default_rng(7)
+    est = ScaleEstimator(ScaleConfig(source="depth"))
+    for r, depth_mm in zip(results, small_scenes["depth_mm"], strict=True):
+        sensor = depth_mm / 1000.0 * (1 + rng.normal(scale=0.01, size=depth_mm.shape))
+        est.add_depth(r.frame.depth, sensor)
+    assert abs(est.estimate.scale - 1.0) > 0.1
+    metric = scaled_frame(results[-1].frame, est.estimate.scale)
+    truth = small_scenes["poses"]
+    got = np.linalg.norm(metric.cam_to_world[:3, 3] - est.estimate.scale * results[0].frame.cam_to_world[:3, 3])
+    assert got == pytest.approx(np.linalg.norm(truth[-1][:3, 3] - truth[0][:3, 3]), rel=0.01)
+    assert not metric.relative_scale

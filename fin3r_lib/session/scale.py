@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.models.reconstruction import FrameResult
 
 SCALE_SOURCES = ("none", "odometry", "depth")
 
@@ -135,3 +136,16 @@ class ScaleEstimator:
     def _need(self, source: str) -> None:
         if self.config.source != source:
             raise InputError(f"scale: {source} samples given, but scale_source is {self.config.source!r}")
+
+
+def scaled_frame(frame: FrameResult, scale: float) -> FrameResult:
+    """`frame` with depth, points and camera position multiplied by `scale` (rotations and K unchanged)."""
+    pose = frame.cam_to_world.copy()
+    pose[:3, 3] *= scale
+    return replace(
+        frame,
+        depth=(frame.depth * scale).astype(frame.depth.dtype),
+        world_points=(frame.world_points * scale).astype(frame.world_points.dtype),
+        cam_to_world=pose,
+        relative_scale=False,
+    )
