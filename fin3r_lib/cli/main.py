@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from fin3r_lib.errors import Fin3rError
 
 # Module paths of the subcommands, in the order `fin3r --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("fin3r_lib.cli.extract", "fin3r_lib.cli.label", "fin3r_lib.cli.reconstruct")
+SUBCOMMANDS: tuple[str, ...] = (
+    "fin3r_lib.cli.extract",
+    "fin3r_lib.cli.label",
+    "fin3r_lib.cli.reconstruct",
+    "fin3r_lib.cli.evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
