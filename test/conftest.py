@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
 SHARED_SPECS = REPO.parent / "shared" / "specs"
+TEST_DATA = REPO / "test" / "data"
 
 # One random ROS domain for this test process, local discovery only (set before rclpy is imported).
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
@@ -44,20 +45,25 @@ def seven_scenes(seven_scenes_dir: Path) -> dict[str, np.ndarray]:
     return {"rgb": rgb, "depth_mm": depth, "poses": poses, "K": k}
 
 
+def read_keys_file(path: Path) -> dict[str, tuple[int, ...]]:
+    """A `<name>.keys.tsv` file (key TAB shape per line) -> key -> shape in file order."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            key, shape = line.split("\t")
+            out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
+    return out
+
+
 @pytest.fixture(scope="session")
 def release_keys() -> Callable[[str], dict[str, tuple[int, ...]]]:
-    """Reader of `../shared/specs/<name>.keys.tsv`: key -> shape in file order (skips when the file is absent)."""
+    """Reader of `../shared/specs/<name>.keys.tsv`, else `test/data/<name>.keys.tsv` (skips when neither exists)."""
 
     def read(name: str) -> dict[str, tuple[int, ...]]:
-        path = SHARED_SPECS / f"{name}.keys.tsv"
-        if not path.is_file():
-            pytest.skip(f"release key list not available: {path} is absent (it lives in ../shared)")
-        out = {}
-        for line in path.read_text().splitlines():
-            if line.strip():
-                key, shape = line.split("\t")
-                out[key] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-        return out
+        for path in (SHARED_SPECS / f"{name}.keys.tsv", TEST_DATA / f"{name}.keys.tsv"):
+            if path.is_file():
+                return read_keys_file(path)
+        pytest.skip(f"release key list not available: {name}.keys.tsv is in neither {SHARED_SPECS} nor {TEST_DATA}")
 
     return read
 

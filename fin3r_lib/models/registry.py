@@ -20,7 +20,12 @@ from fin3r_lib.models.base import ReconstructionModel
 log = logging.getLogger(__name__)
 
 #: modules that register model variants when imported
-MODEL_FAMILIES: tuple[str, ...] = ("fin3r_lib.models.vggt", "fin3r_lib.models.cut3r")
+MODEL_FAMILIES: tuple[str, ...] = (
+    "fin3r_lib.models.vggt",
+    "fin3r_lib.models.cut3r",
+    "fin3r_lib.models.dust3r",
+    "fin3r_lib.models.mast3r",
+)
 
 
 @dataclass(frozen=True)

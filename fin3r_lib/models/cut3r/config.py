@@ -5,45 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from fin3r_lib.models.croco import CroCoConfig
+
 
 @dataclass(frozen=True)
-class CUT3RConfig:
+class CUT3RConfig(CroCoConfig):
     """Shapes and switches of one CUT3R variant; defaults are the released `cut3r_512_dpt_4_64.pth`."""
 
-    patch_size: int = 16
-    enc_dim: int = 1024
-    enc_depth: int = 24
-    enc_heads: int = 16
     ray_enc_depth: int = 2
-    dec_dim: int = 768
-    dec_depth: int = 12
-    dec_heads: int = 12
     state_dec_heads: int = 16  # head dim 48 in the released models
-    mlp_ratio: float = 4.0
-    norm_eps: float = 1e-6
-    rope_base: float = 100.0
     #: the reference's CroCo encoder casts q and k to fp16 before RoPE, even in fp32 runs; True reproduces it
     rope_in_fp16: bool = True
     state_size: int = 768
     mem_size: int = 256
     head: Literal["dpt", "linear"] = "dpt"
-    dpt_layer_dims: tuple[int, int, int, int] = (96, 192, 384, 768)
-    dpt_features: int = 256
-    dpt_last_dim: int = 128
-    #: preprocessing: long side of the resized image; `square_crop` (224 model): short side to this, square crop
-    image_size: int = 512
-    square_crop: bool = False
 
     @property
     def state_width(self) -> int:
         """Width of the 2D grid of state-token positions (token i sits at (i // width, i % width))."""
         width = int(self.state_size**0.5)
         return width + 1 if width % 2 == 1 else width
-
-    @property
-    def head_layers(self) -> tuple[int, int, int]:
-        """Decoder outputs (1-based, after that many blocks) the heads read besides the encoder features."""
-        return self.dec_depth * 2 // 4, self.dec_depth * 3 // 4, self.dec_depth
 
 
 CUT3R_512_DPT = CUT3RConfig()

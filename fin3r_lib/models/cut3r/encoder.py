@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fin3r_lib.errors import InputError
-from fin3r_lib.models.cut3r.config import CUT3RConfig
+from fin3r_lib.models.croco import CroCoConfig
 from fin3r_lib.models.layers import Block, RoPE2D, grid_positions
 
 
@@ -32,7 +32,7 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), pos.expand(x.shape[0], -1, -1)
 
 
-def encoder_blocks(cfg: CUT3RConfig, depth: int, rope: RoPE2D, rope_in_fp16: bool) -> nn.ModuleList:
+def encoder_blocks(cfg: CroCoConfig, depth: int, rope: RoPE2D, rope_in_fp16: bool) -> nn.ModuleList:
     """`depth` CroCo blocks of the encoder width (qkv bias, LayerNorm eps 1e-6, 2D RoPE)."""
     return nn.ModuleList(
         Block(

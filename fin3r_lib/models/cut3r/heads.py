@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fin3r_lib.models.cut3r.config import CUT3RConfig
+from fin3r_lib.models.croco import CroCoConfig
 from fin3r_lib.models.cut3r.pose import raw_to_pose_encoding
 from fin3r_lib.models.layers import Attention, Mlp, RoPE2D
 from fin3r_lib.models.layers.dpt_blocks import DPTFusion
@@ -38,6 +38,12 @@ def conf_from_raw(raw: torch.Tensor) -> torch.Tensor:
 def rgb_from_raw(raw: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Raw colour [B, 3, H, W] -> [B, H, W, 3] in [-1, 1] (sigmoid, kept eps away from the ends)."""
     return (torch.sigmoid(raw.permute(0, 2, 3, 1)) * (1 - 2 * eps) + eps - 0.5) * 2
+
+
+def unpatchify(feat: torch.Tensor, size: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """Per-token values [B, N, C * p * p] -> pixel map [B, C, H, W] (pixel shuffle over the patch grid)."""
+    feat = feat.transpose(1, 2).reshape(feat.shape[0], -1, size[0] // patch_size, size[1] // patch_size)
+    return F.pixel_shuffle(feat, patch_size)
 
 
 class ModLN(nn.Module):
@@ -82,7 +88,7 @@ class PoseHead(nn.Module):
 class DPTHead(nn.Module):
     """CroCo DPT adapter: reassemble 4 token maps (x4, x2, x1, x1/2), fuse, regress `channels` at full size."""
 
-    def __init__(self, cfg: CUT3RConfig, channels: int) -> None:
+    def __init__(self, cfg: CroCoConfig, channels: int) -> None:
         super().__init__()
         self.patch_size = cfg.patch_size
         dims_in = (cfg.enc_dim, cfg.dec_dim, cfg.dec_dim, cfg.dec_dim)
@@ -119,20 +125,18 @@ class DPTHead(nn.Module):
 class LinearMap(Mlp):
     """Per-token MLP (`fc1`, `fc2`) to `channels` x patch x patch values, pixel-shuffled to [B, channels, H, W]."""
 
-    def __init__(self, cfg: CUT3RConfig, channels: int) -> None:
+    def __init__(self, cfg: CroCoConfig, channels: int) -> None:
         super().__init__(cfg.dec_dim, int(cfg.mlp_ratio * cfg.dec_dim), channels * cfg.patch_size**2)
         self.patch_size = cfg.patch_size
 
     def forward(self, tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
-        feat = super().forward(tokens).transpose(1, 2)
-        feat = feat.reshape(tokens.shape[0], -1, size[0] // self.patch_size, size[1] // self.patch_size)
-        return F.pixel_shuffle(feat, self.patch_size)
+        return unpatchify(super().forward(tokens), size, self.patch_size)
 
 
 class _PoseConditionedHead(nn.Module):
     """Shared part: pose head on the final pose token and the two `final_transform` blocks."""
 
-    def __init__(self, cfg: CUT3RConfig, rope: RoPE2D) -> None:
+    def __init__(self, cfg: CroCoConfig, rope: RoPE2D) -> None:
         super().__init__()
         self.pose_head = PoseHead(cfg.dec_dim)
         self.final_transform = nn.ModuleList(
@@ -165,7 +169,7 @@ class _PoseConditionedHead(nn.Module):
 class DPTPts3dPose(_PoseConditionedHead):
     """The 512 model's heads: `dpt_self`, `final_transform` + `dpt_cross`, `dpt_rgb`, `pose_head`."""
 
-    def __init__(self, cfg: CUT3RConfig, rope: RoPE2D) -> None:
+    def __init__(self, cfg: CroCoConfig, rope: RoPE2D) -> None:
         super().__init__(cfg, rope)
         self.dpt_self = DPTHead(cfg, 4)
         self.dpt_cross = DPTHead(cfg, 4)
@@ -181,7 +185,7 @@ class DPTPts3dPose(_PoseConditionedHead):
 class LinearPts3dPose(_PoseConditionedHead):
     """The 224 model's heads: linear `proj` (self view), `rgb_proj`, and `cross_proj` after `final_transform`."""
 
-    def __init__(self, cfg: CUT3RConfig, rope: RoPE2D) -> None:
+    def __init__(self, cfg: CroCoConfig, rope: RoPE2D) -> None:
         super().__init__(cfg, rope)
         self.proj = LinearMap(cfg, 4)
         self.rgb_proj = LinearMap(cfg, 3)

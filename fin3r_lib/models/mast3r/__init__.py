@@ -1,0 +1,33 @@
+"""MASt3R: DUSt3R with metric point maps and a local-descriptor head, released file unchanged.
+
+Variants: `mast3r-512` (`MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth`) and `mast3r-tiny`
+(random weights). Same pairwise model as DUSt3R (fin3r_lib.models.dust3r) with the `catmlp_dpt`
+head: `forward_pair` also returns `desc` [B, H, W, 24] (unit norm) and `desc_conf` per view; nothing
+downstream uses them. Weights: CC BY-NC-SA 4.0 (non-commercial).
+"""
+
+from typing import ClassVar
+
+from fin3r_lib.models.dust3r.config import MAST3R_512, MAST3R_TINY
+from fin3r_lib.models.dust3r.model import DUSt3R
+from fin3r_lib.models.registry import register_model
+
+__all__ = ["MASt3R"]
+
+
+class MASt3R(DUSt3R):
+    """MASt3R: trained for metric point maps (`relative_scale` False)."""
+
+    relative_scale: ClassVar[bool] = False
+
+
+@register_model(
+    "mast3r-512", description="MASt3R 512 px, metric, descriptors (MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric)"
+)
+def _mast3r_512() -> MASt3R:
+    return MASt3R(MAST3R_512)
+
+
+@register_model("mast3r-tiny", description="tiny MASt3R with random weights, for tests and benchmarks")
+def _mast3r_tiny() -> MASt3R:
+    return MASt3R(MAST3R_TINY)
