@@ -1,4 +1,4 @@
-"""The adapter on the real backbones from the registry: VGGT and CUT3R, tiny (full forward) and full size (meta)."""
+"""The adapter on the registry backbones (VGGT, CUT3R, DUSt3R, MASt3R): tiny (full forward), full size (meta)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from fin3r_lib.models import build_model
 from fin3r_lib.models.base import ReconstructionModel
 
 #: tiny variants and a model-grid input size each accepts (multiples of their patch sizes)
-TINY = {"vggt-tiny": (28, 42), "cut3r-tiny": (32, 48)}
+TINY = {"vggt-tiny": (28, 42), "cut3r-tiny": (32, 48), "dust3r-tiny": (32, 48), "mast3r-tiny": (32, 48)}
 
 
 def _images(name: str, seed: int = 0) -> torch.Tensor:
@@ -46,7 +46,13 @@ def _assert_outputs(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor],
 
 
 @pytest.mark.parametrize(
-    ("name", "path"), [("vggt-1b", "aggregator.patch_embed.blocks"), ("cut3r-512-dpt", "enc_blocks")]
+    ("name", "path"),
+    [
+        ("vggt-1b", "aggregator.patch_embed.blocks"),
+        ("cut3r-512-dpt", "enc_blocks"),
+        ("dust3r-512-dpt", "enc_blocks"),
+        ("mast3r-512", "enc_blocks"),
+    ],
 )
 def test_full_size_encoder_on_meta(name: str, path: str) -> None:
     model = apply_adapter(build_model(name, device="meta"))
