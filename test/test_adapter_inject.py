@@ -19,12 +19,12 @@ from test_adapter_common import (
 from fin3r_lib.adapter import (
     AdapterConfig,
     AdapterError,
-    ReNormLoraLinear,
     adapter_config,
     adapter_disabled,
     adapter_layers,
     apply_adapter,
 )
+from fin3r_lib.adapter.layer import is_renorm_layer
 from fin3r_lib.models.base import ReconstructionModel
 
 KINDS = ("vggt", "cut3r")
@@ -33,10 +33,10 @@ KINDS = ("vggt", "cut3r")
 @pytest.mark.parametrize("kind", KINDS)
 def test_only_encoder_qkv_wrapped(kind: str) -> None:
     model = apply_adapter(toy_model(kind, depth=3), rank=4, alpha=4.0)
-    wrapped = sorted(n for n, m in model.named_modules() if isinstance(m, ReNormLoraLinear))
+    wrapped = sorted(n for n, m in model.named_modules() if is_renorm_layer(m, "default"))
     path = model.encoder_blocks_path
     assert wrapped == [f"{path}.{i}.attn.qkv" for i in range(3)]
-    assert not isinstance(model.decoder.attn.qkv, ReNormLoraLinear)
+    assert not is_renorm_layer(model.decoder.attn.qkv, "default")
     assert adapter_config(model) == AdapterConfig(4, 4.0)
 
 

@@ -6,13 +6,14 @@ import math
 
 import pytest
 import torch
-from peft import LoraConfig, inject_adapter_in_model
+from peft import LoraConfig
+from peft.tuners.lora.layer import Linear as LoraLinear
 from test_adapter_common import fresh_adapter_rtol, reference_renorm_qkv
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fin3r_lib.adapter import AdapterConfig, AdapterError, ReNormLoraLinear
-from fin3r_lib.adapter.inject import lora_config
+from fin3r_lib.adapter import AdapterConfig, AdapterError, ReNormQkvVariant
+from fin3r_lib.adapter.inject import inject_renorm_lora, lora_config
 
 
 class _Host(nn.Module):
@@ -26,15 +27,16 @@ class _Host(nn.Module):
         return self.qkv(x)
 
 
-def _adapted(dim: int = 16, rank: int = 4, alpha: float = 8.0, seed: int = 0) -> tuple[_Host, ReNormLoraLinear]:
+def _adapted(dim: int = 16, rank: int = 4, alpha: float = 8.0, seed: int = 0) -> tuple[_Host, LoraLinear]:
     torch.manual_seed(seed)
     host = _Host(dim)
-    inject_adapter_in_model(lora_config(AdapterConfig(rank, alpha), "qkv"), host)
-    assert isinstance(host.qkv, ReNormLoraLinear)
+    assert inject_renorm_lora(host, AdapterConfig(rank, alpha), "qkv") == [host.qkv]
+    assert type(host.qkv) is LoraLinear  # PEFT's own layer; only its variant is ours
+    assert isinstance(host.qkv.lora_variant["default"], ReNormQkvVariant)
     return host, host.qkv
 
 
-def _randomize(layer: ReNormLoraLinear, seed: int = 3) -> None:
+def _randomize(layer: LoraLinear, seed: int = 3) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in (layer.lora_A["default"].weight, layer.lora_B["default"].weight):
@@ -108,13 +110,28 @@ def test_disabled_is_base_bit_exact() -> None:
         assert not torch.equal(host(x), layer.base_layer(x))
 
 
-def test_dropout_is_never_applied_and_no_lora_bias() -> None:
+def test_released_dropout_configured_never_applied_and_no_lora_bias() -> None:
+    """The release configures lora_dropout 0.1 but its forward never applies it: in train mode the output
+    equals the eval-mode output and the formula, although PEFT's dropout module is live (it would change x)."""
     host, layer = _adapted()
     _randomize(layer)
-    host.train()
+    dropout = layer.lora_dropout["default"]
+    assert isinstance(dropout, nn.Dropout) and dropout.p == 0.1
     x = torch.randn(4, 6, 16)
+    host.eval()
     with torch.no_grad():
+        eval_out = host(x)
+    host.train()
+    assert dropout.training
+    with torch.no_grad():
+        assert not torch.equal(dropout(x), x)  # the module would drop 10% of the inputs if it were applied
+        assert torch.equal(host(x), eval_out)
         assert torch.equal(host(x), host(x))
+    ref = reference_renorm_qkv(
+        x, layer.base_layer.weight, layer.base_layer.bias, layer.lora_A["default"].weight,
+        layer.lora_B["default"].weight, scale=2.0,
+    )  # fmt: skip
+    torch.testing.assert_close(eval_out.double(), ref, rtol=1e-5, atol=1e-6)
     assert layer.lora_A["default"].bias is None and layer.lora_B["default"].bias is None
 
 
@@ -155,17 +172,35 @@ def test_merge_refused() -> None:
         layer.merge()
 
 
-def test_mixed_adapter_batches_refused() -> None:
+def test_mixed_adapter_batches_per_sample() -> None:
+    """PEFT's `adapter_names` batches go through the variant per sub-batch: '__base__' rows are the base output
+    bit-exactly, 'default' rows the adapted output (the re-normalization is per token)."""
+    host, layer = _adapted()
+    _randomize(layer)
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        adapted, base = host(x), layer.base_layer(x)
+        mixed = layer(x, adapter_names=["default", "__base__", "default"])
+    assert torch.equal(mixed[1], base[1])
+    torch.testing.assert_close(mixed[[0, 2]], adapted[[0, 2]], rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(mixed[0], base[0], atol=1e-3)
+
+
+def test_two_active_adapters_refused() -> None:
     _, layer = _adapted()
-    with pytest.raises(AdapterError, match="mixed adapter batches"):
-        layer(torch.randn(2, 3, 16), adapter_names=["default", "default"])
+    layer.update_layer("second", 4, 8.0, config=lora_config(AdapterConfig(4, 8.0), "qkv"))
+    layer.lora_variant["second"] = ReNormQkvVariant()
+    layer.set_adapter(["default", "second"])
+    with pytest.raises(AdapterError, match="one active adapter at a time"):
+        layer(torch.randn(2, 3, 16))
 
 
 def test_only_fused_qkv_accepted() -> None:
     host = nn.Module()
     host.qkv = nn.Linear(16, 32)
     with pytest.raises(AdapterError, match=r"expected a fused qkv linear \(dim -> 3\*dim\), got 16 -> 32"):
-        inject_adapter_in_model(lora_config(AdapterConfig(), "qkv"), host)
+        inject_renorm_lora(host, AdapterConfig(), "qkv")
+    assert type(host.qkv) is nn.Linear  # refused before anything changed
 
 
 @pytest.mark.parametrize(("rank", "alpha"), [(0, 8.0), (2.5, 8.0), (True, 8.0), (8, 0.0), (8, -1.0), (8, "8")])
@@ -183,4 +218,5 @@ def test_peft_lora_config_settings() -> None:
     lora = lora_config(AdapterConfig(4, 16.0), "qkv")
     assert isinstance(lora, LoraConfig)
     assert (lora.r, lora.lora_alpha, lora.bias, lora.init_lora_weights) == (4, 16.0, "none", True)
-    assert lora._custom_modules == {nn.Linear: ReNormLoraLinear}
+    assert lora.lora_dropout == 0.1  # the release's value (never applied)
+    assert lora._custom_modules is None  # plain PEFT layers; no private custom-module registration

@@ -12,12 +12,12 @@ from test_adapter_common import VIT_L_LORA_PARAMS, authors_wrapped, randomize_lo
 
 from fin3r_lib.adapter import (
     AdapterConfig,
-    ReNormLoraLinear,
     adapter_config,
     adapter_disabled,
     apply_adapter,
     save_adapter,
 )
+from fin3r_lib.adapter.layer import is_renorm_layer
 from fin3r_lib.models import build_model
 from fin3r_lib.models.base import ReconstructionModel
 
@@ -58,7 +58,7 @@ def test_full_size_encoder_on_meta(name: str, path: str) -> None:
     model = apply_adapter(build_model(name, device="meta"))
     assert model.encoder_blocks_path == path
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == VIT_L_LORA_PARAMS
-    wrapped = sorted((n for n, m in model.named_modules() if isinstance(m, ReNormLoraLinear)), key=len)
+    wrapped = sorted((n for n, m in model.named_modules() if is_renorm_layer(m, "default")), key=len)
     assert sorted(wrapped) == sorted(f"{path}.{i}.attn.qkv" for i in range(24))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert all(n.startswith(f"{path}.") and ".attn.qkv.lora_" in n for n in trainable)

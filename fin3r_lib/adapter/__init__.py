@@ -8,12 +8,12 @@ authors' files or ours; `save_adapter(model, path)` writes ours (safetensors wit
 from fin3r_lib.adapter.config import AdapterConfig, AdapterError
 from fin3r_lib.adapter.inject import adapter_config, adapter_disabled, adapter_layers, apply_adapter
 from fin3r_lib.adapter.io import load_adapter, read_adapter_file, save_adapter
-from fin3r_lib.adapter.layer import ReNormLoraLinear, renormalize_qkv
+from fin3r_lib.adapter.layer import ReNormQkvVariant, renormalize_qkv
 
 __all__ = [
     "AdapterConfig",
     "AdapterError",
-    "ReNormLoraLinear",
+    "ReNormQkvVariant",
     "adapter_config",
     "adapter_disabled",
     "adapter_layers",

@@ -9,6 +9,8 @@ from fin3r_lib.errors import Fin3rError
 #: rank and alpha of the released Fin3R adapters (scale alpha / rank = 1)
 DEFAULT_RANK = 8
 DEFAULT_ALPHA = 8.0
+#: LoRA dropout of the released adapters: configured in their PEFT config, never applied by the forward
+RELEASED_DROPOUT = 0.1
 #: PEFT adapter name the layers use (the authors' files carry it in their keys as well)
 ADAPTER_NAME = "default"
 

@@ -7,10 +7,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora.layer import Linear as LoraLinear
 from torch import nn
 
-from fin3r_lib.adapter.config import ADAPTER_NAME, DEFAULT_ALPHA, DEFAULT_RANK, AdapterConfig, AdapterError
-from fin3r_lib.adapter.layer import ReNormLoraLinear
+from fin3r_lib.adapter.config import (
+    ADAPTER_NAME,
+    DEFAULT_ALPHA,
+    DEFAULT_RANK,
+    RELEASED_DROPOUT,
+    AdapterConfig,
+    AdapterError,
+)
+from fin3r_lib.adapter.layer import check_fused_qkv, is_renorm_layer, use_renorm_variant
 from fin3r_lib.models.base import ReconstructionModel
 
 
@@ -22,17 +30,31 @@ def target_pattern(model: ReconstructionModel) -> str:
 
 
 def lora_config(config: AdapterConfig, target_modules: str) -> LoraConfig:
-    """The PEFT LoraConfig of the adapter, with `ReNormLoraLinear` registered for `nn.Linear`."""
-    lora = LoraConfig(
+    """The plain PEFT LoraConfig of the adapter (the release's settings; dropout configured, never applied)."""
+    return LoraConfig(
         r=config.rank,
         lora_alpha=config.alpha,
         target_modules=target_modules,
-        lora_dropout=0.0,
+        lora_dropout=RELEASED_DROPOUT,
         bias="none",
         init_lora_weights=True,  # A Kaiming-uniform, B zero
     )
-    lora._register_custom_module({nn.Linear: ReNormLoraLinear})
-    return lora
+
+
+def inject_renorm_lora(module: nn.Module, config: AdapterConfig, target_modules: str) -> list[LoraLinear]:
+    """Inject PEFT LoRA into the fused qkv linears of `module` whose names fully match `target_modules`, each
+    with the re-normalized forward (PEFT's `LoraVariant` slot); returns the new layers, in module order.
+
+    Every target is checked before anything changes, so a refused call leaves `module` as it was."""
+    targets = [m for name, m in module.named_modules() if re.fullmatch(target_modules, name)]
+    for target in targets:
+        if isinstance(target, nn.Linear):
+            check_fused_qkv(target.in_features, target.out_features)
+    inject_adapter_in_model(lora_config(config, target_modules), module, adapter_name=ADAPTER_NAME)
+    layers = [m for m in module.modules() if isinstance(m, LoraLinear) and ADAPTER_NAME in m.lora_A]
+    for layer in layers:
+        use_renorm_variant(layer, ADAPTER_NAME)
+    return layers
 
 
 def apply_adapter(
@@ -58,15 +80,15 @@ def apply_adapter(
                 f"encoder block {i} at {model.encoder_blocks_path}: expected an `attn.qkv` nn.Linear, "
                 f"got {type(qkv).__name__}"
             )
-    inject_adapter_in_model(lora_config(config, targets), model, adapter_name=ADAPTER_NAME)
+    inject_renorm_lora(model, config, targets)
     if len(adapter_layers(model)) != len(blocks):
         raise AdapterError(f"adapter reached {len(adapter_layers(model))} of {len(blocks)} encoder blocks")
     return model
 
 
-def adapter_layers(model: nn.Module) -> list[ReNormLoraLinear]:
+def adapter_layers(model: nn.Module) -> list[LoraLinear]:
     """The model's re-normalized LoRA layers, in module order (empty when no adapter is applied)."""
-    return [m for m in model.modules() if isinstance(m, ReNormLoraLinear)]
+    return [m for m in model.modules() if is_renorm_layer(m, ADAPTER_NAME)]
 
 
 def adapter_config(model: nn.Module) -> AdapterConfig | None:

@@ -1,9 +1,13 @@
-"""The re-normalized LoRA layer: a PEFT LoRA `Linear` whose forward keeps the q, k, v norms of the base.
+"""The re-normalized LoRA forward as a PEFT `LoraVariant` on PEFT's own LoRA `Linear` (the way DoRA is built).
 
 For a fused qkv linear (dim -> 3*dim): o0 = W x + b, o = o0 + scale * B(A x); o0 and o are split into
 q, k, v (each dim wide) and each slice of o is rescaled to the L2 norm of the same slice of o0:
 q' = q * ||q0|| / (||q|| + 1e-6). The rescale depends on the input, so the layer cannot be merged into W.
-The LoRA dropout module PEFT creates is never applied (as in the released Fin3R forward).
+The LoRA dropout PEFT creates (0.1 in the release) is never applied, as in the released Fin3R forward.
+
+PEFT's `lora.Linear.forward` computes o0 with the base layer, then hands (x, o0) to the variant of each
+active adapter in turn. A variant only sees the previous adapter's output, so two re-normalized adapters
+active at once cannot both be normalized to o0: that case is refused (Fin3R uses one adapter).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 import torch
 from peft.tuners.lora.layer import Linear as LoraLinear
+from peft.tuners.lora.layer import LoraVariant
 
 from fin3r_lib.adapter.config import AdapterError
 
@@ -34,46 +39,68 @@ def renormalize_qkv(
     return o.mul_(gain).flatten(-2) if inplace else (o * gain).flatten(-2)
 
 
-class ReNormLoraLinear(LoraLinear):
-    """PEFT LoRA layer around a fused qkv `nn.Linear` with the Fin3R re-normalized forward.
+def check_fused_qkv(in_features: int, out_features: int) -> None:
+    """Raise AdapterError unless a linear of these sizes is a fused qkv projection (dim -> 3*dim)."""
+    if out_features != 3 * in_features:
+        raise AdapterError(
+            f"re-normalized LoRA: expected a fused qkv linear (dim -> 3*dim), got {in_features} -> {out_features}"
+        )
 
-    Registered for `nn.Linear` through `LoraConfig._register_custom_module`; PEFT's adapter names,
-    enable/disable and state-dict helpers work on it unchanged. Disabled, it returns the base layer's
-    output untouched.
-    """
 
-    def __init__(self, base_layer: torch.nn.Module, adapter_name: str, **kwargs: Any) -> None:
-        out_features, in_features = base_layer.out_features, base_layer.in_features
-        if out_features != 3 * in_features:
+class ReNormQkvVariant(LoraVariant):
+    """The Fin3R re-normalized LoRA forward for PEFT's `lora.Linear` on a fused qkv linear."""
+
+    def supports_lora_conversion(self) -> bool:
+        return False
+
+    @staticmethod
+    def init(module: LoraLinear, adapter_name: str, **kwargs: Any) -> None:
+        """Check that the layer is a fused qkv linear (dim -> 3*dim); the variant adds no tensors."""
+        check_fused_qkv(module.in_features, module.out_features)
+
+    @staticmethod
+    def forward(
+        module: LoraLinear, active_adapter: str, x: torch.Tensor, result: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        """`result` is the base output o0; returns the re-normalized o0 + scale * B(A x)."""
+        active = [name for name in module.active_adapters if name in module.lora_A]
+        if len(active) > 1:
             raise AdapterError(
-                f"re-normalized LoRA: expected a fused qkv linear (dim -> 3*dim), got {in_features} -> {out_features}"
+                f"re-normalized LoRA: one active adapter at a time, got {active} (each would be normalized "
+                "to the previous one's output instead of the base output)"
             )
-        super().__init__(base_layer, adapter_name, **kwargs)
+        base_norms = qkv_norms(result).reshape(-1, 3, 1)
+        # Without autograd, the base output's fresh buffer becomes the output: no further full-width tensor.
+        inplace = not torch.is_grad_enabled() and result.is_contiguous()
+        out = result.view(-1, result.shape[-1]) if inplace else result.reshape(-1, result.shape[-1])
+        lora_a, lora_b = module.lora_A[active_adapter], module.lora_B[active_adapter]
+        low = lora_a(x.reshape(-1, x.shape[-1])).to(out.dtype)  # [tokens, r]; PEFT cast x to A's dtype
+        weight_b = lora_b.weight.to(out.dtype).T
+        scale = module.scaling[active_adapter]
+        out = out.addmm_(low, weight_b, alpha=scale) if inplace else torch.addmm(out, low, weight_b, alpha=scale)
+        return renormalize_qkv(out, base_norms, inplace=inplace).view(result.shape)
 
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if kwargs.get("adapter_names") is not None:
-            raise AdapterError("re-normalized LoRA does not support mixed adapter batches (adapter_names)")
-        kwargs.pop("adapter_names", None)
-        base = self.base_layer(x, *args, **kwargs)
-        active = [name for name in self.active_adapters if name in self.lora_A]
-        if self.disable_adapters or not active:
-            return base
-        base_norms = qkv_norms(base).reshape(-1, 3, 1)
-        # Without autograd, base's fresh buffer becomes the output: no further full-width tensor is allocated.
-        inplace = not torch.is_grad_enabled() and base.is_contiguous()
-        out = base.view(-1, base.shape[-1]) if inplace else base.reshape(-1, base.shape[-1])
-        x2d = x.reshape(-1, x.shape[-1])
-        for name in active:
-            lora_a, lora_b = self.lora_A[name], self.lora_B[name]
-            low = lora_a(self._cast_input_dtype(x2d, lora_a.weight.dtype)).to(out.dtype)  # [tokens, r]
-            weight_b = lora_b.weight.to(out.dtype).T
-            scale = self.scaling[name]
-            out = out.addmm_(low, weight_b, alpha=scale) if inplace else torch.addmm(out, low, weight_b, alpha=scale)
-        return renormalize_qkv(out, base_norms, inplace=inplace).view(base.shape)
-
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        """Not possible: the rescale depends on the input, so the adapter stays a separate branch."""
+    @staticmethod
+    def merge_safe(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> torch.Tensor:
         raise AdapterError("a re-normalized LoRA adapter cannot be merged into the base weights")
 
-    def __repr__(self) -> str:
-        return "fin3r." + super().__repr__()
+    @staticmethod
+    def merge_unsafe(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> None:
+        raise AdapterError("a re-normalized LoRA adapter cannot be merged into the base weights")
+
+    @staticmethod
+    def unmerge(module: LoraLinear, active_adapter: str, orig_weight: torch.Tensor) -> torch.Tensor:
+        raise AdapterError("a re-normalized LoRA adapter is never merged, so it cannot be unmerged")
+
+
+def use_renorm_variant(layer: LoraLinear, adapter_name: str) -> None:
+    """Give `adapter_name` of a PEFT LoRA `Linear` the re-normalized forward (PEFT's `lora_variant` slot)."""
+    if not isinstance(layer, LoraLinear) or adapter_name not in layer.lora_A:
+        raise AdapterError(f"re-normalized LoRA: expected a PEFT lora.Linear with adapter {adapter_name!r}")
+    ReNormQkvVariant.init(layer, adapter_name)
+    layer.lora_variant[adapter_name] = ReNormQkvVariant()
+
+
+def is_renorm_layer(module: torch.nn.Module, adapter_name: str) -> bool:
+    """True for a PEFT LoRA `Linear` whose `adapter_name` uses the re-normalized forward."""
+    return isinstance(module, LoraLinear) and isinstance(module.lora_variant.get(adapter_name), ReNormQkvVariant)
