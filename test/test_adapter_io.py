@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
 from test_adapter_common import authors_wrapped, randomize_lora, toy_images, toy_model
@@ -19,6 +22,10 @@ from fin3r_lib.adapter import (
     read_adapter_file,
     save_adapter,
 )
+from fin3r_lib.models.checkpoint import load_checkpoint_into
+
+#: what a trainer stores with its adapter, written out by hand
+TRAINING_METADATA = {"config": {"lr": 0.0001, "steps": 2000, "teacher": "moge-2"}, "metrics": {"abs_rel": 0.0412}}
 
 
 def _lora_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -72,6 +79,10 @@ def test_authors_file_with_same_base_is_silent(tmp_path: Path, recwarn: pytest.W
     assert not [w for w in recwarn if "base tensors differ" in str(w.message)]
 
 
+#: the encoder blocks' qkv of each toy backbone as a PEFT full-match pattern, written out by hand
+TARGETS = {"vggt": r"aggregator\.patch_embed\.blocks\.\d+\.attn\.qkv", "cut3r": r"enc_blocks\.\d+\.attn\.qkv"}
+
+
 def test_save_load_round_trip_bit_exact(tmp_path: Path, kind: str) -> None:
     model = apply_adapter(toy_model(kind), rank=4, alpha=6.0)
     randomize_lora(model)
@@ -84,12 +95,14 @@ def test_save_load_round_trip_bit_exact(tmp_path: Path, kind: str) -> None:
         "format": "fin3r-adapter",
         "format_version": "1",
         "base_model": f"toy-{kind}",
+        "checkpoint_sha256": "",  # random weights: no checkpoint file
         "rank": "4",
         "alpha": "6.0",
-        "target_modules": meta["target_modules"],
+        "renorm": "qkv",
+        "target_modules": TARGETS[kind],
         "num_blocks": "2",
+        "metadata": "{}",
     }
-    assert meta["target_modules"].startswith(path_prefix.split(".")[0])
     assert keys == sorted(f"{path_prefix}.{i}.attn.qkv.lora_{ab}.weight" for i in range(2) for ab in "AB")
     assert path.stat().st_size < 64 * 1024
 
@@ -219,3 +232,86 @@ def test_save_errors(tmp_path: Path) -> None:
         save_adapter(toy_model("vggt"), tmp_path / "a.safetensors")
     with pytest.raises(AdapterError, match=r"expected a .safetensors path, got 'a.pth'"):
         save_adapter(apply_adapter(toy_model("vggt")), tmp_path / "a.pth")
+
+
+def test_metadata_and_checkpoint_hash_round_trip(tmp_path: Path, kind: str) -> None:
+    model = toy_model(kind)
+    checkpoint = tmp_path / "base.pt"
+    torch.save(model.state_dict(), checkpoint)
+    load_checkpoint_into(model, checkpoint)
+    apply_adapter(model)
+    randomize_lora(model)
+    for target in (tmp_path / "one.safetensors", tmp_path / "peft-folder"):
+        adapter = read_adapter_file(save_adapter(model, target, metadata=TRAINING_METADATA))
+        assert adapter.metadata == {
+            "config": {"lr": 0.0001, "steps": 2000, "teacher": "moge-2"},
+            "metrics": {"abs_rel": 0.0412},
+        }
+        assert adapter.checkpoint_sha256 == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert (adapter.base_model, adapter.rank, adapter.alpha) == (f"toy-{kind}", 8, 8.0)
+
+
+def test_peft_folder_is_the_standard_layout(tmp_path: Path, kind: str) -> None:
+    """The folder loads with PEFT's own `PeftModel.from_pretrained` (as plain LoRA) to the same tensors,
+    and with ours (re-normalized) bit-exactly."""
+    model = apply_adapter(toy_model(kind), rank=4, alpha=6.0)
+    randomize_lora(model)
+    folder = save_adapter(model, tmp_path / "adapter")
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert (config["peft_type"], config["r"], config["lora_alpha"]) == ("LORA", 4, 6.0)
+    assert (config["target_modules"], config["base_model_name_or_path"]) == (TARGETS[kind], f"toy-{kind}")
+    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+        keys = sorted(f.keys())
+    blocks = model.encoder_blocks_path
+    assert keys == sorted(f"base_model.model.{blocks}.{i}.attn.qkv.lora_{ab}.weight" for i in range(2) for ab in "AB")
+
+    ours = model.state_dict()
+    plain = PeftModel.from_pretrained(toy_model(kind), str(folder))
+    assert isinstance(plain.peft_config["default"], LoraConfig)
+    peft_state = plain.base_model.model.state_dict()
+    for key in (k for k in ours if ".lora_" in k):
+        assert torch.equal(peft_state[key], ours[key]), key
+
+    loaded = load_adapter(toy_model(kind), folder)
+    assert adapter_config(loaded) == AdapterConfig(4, 6.0)
+    images = toy_images()
+    with torch.no_grad():
+        want, got = model(images), loaded(images)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_peft_state_dict_helpers_round_trip_our_tensors(kind: str) -> None:
+    model = apply_adapter(toy_model(kind))
+    randomize_lora(model)
+    state = get_peft_model_state_dict(model)
+    assert sorted(state) == sorted(k.replace(".default.", ".") for k in model.state_dict() if ".lora_" in k)
+    fresh = apply_adapter(toy_model(kind))
+    result = set_peft_model_state_dict(fresh, state)
+    assert not result.unexpected_keys
+    assert all(torch.equal(a, b) for a, b in zip(_lora_only(fresh.state_dict()).values(),
+                                                   _lora_only(model.state_dict()).values(), strict=True))  # fmt: skip
+    images = toy_images()
+    with torch.no_grad():
+        assert torch.equal(fresh(images)["out"], model(images)["out"])
+
+
+def test_plain_peft_folder_refused(tmp_path: Path) -> None:
+    model = apply_adapter(toy_model("vggt"))
+    folder = save_adapter(model, tmp_path / "adapter")
+    weights = folder / "adapter_model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(tensors, str(weights), metadata={"format": "pt"})  # what PEFT's save_pretrained writes
+    with pytest.raises(AdapterError, match=r"no fin3r metadata .* a plain PEFT LoRA is not a re-normalized adapter"):
+        load_adapter(toy_model("vggt"), folder)
+    (folder / "adapter_config.json").unlink()
+    with pytest.raises(AdapterError, match=r"missing \['adapter_config.json'\]"):
+        read_adapter_file(folder)
+
+
+def test_unserializable_metadata_refused(tmp_path: Path) -> None:
+    model = apply_adapter(toy_model("vggt"))
+    with pytest.raises(AdapterError, match="expected a JSON-serializable dict"):
+        save_adapter(model, tmp_path / "a.safetensors", metadata={"bad": object()})
+    assert not (tmp_path / "a.safetensors").exists()

@@ -5,16 +5,24 @@ Two layouts are read, both reduced to one LoRA (A, B) pair per encoder block:
   `{blocks}.{i}.attn.base_model.model.qkv.lora_A.default.weight`; the file may also hold the wrapped base
   tensors (`...attn.base_model.model.qkv.base_layer.weight`, `...proj.weight`) and every other model key.
   Their alpha is not stored; the released adapters use alpha = 8.
-- ours (`.safetensors`): PEFT state-dict keys without the adapter name
-  (`{blocks}.{i}.attn.qkv.lora_A.weight`), with metadata: format, version, base model, rank, alpha, targets.
+- ours, one file (`.safetensors`): PEFT state-dict keys without the adapter name
+  (`{blocks}.{i}.attn.qkv.lora_A.weight`), with metadata: format, version, base model, checkpoint sha256,
+  rank, alpha, re-normalization, targets, and the caller's own metadata (JSON; the trainer's config/metrics).
+- ours, PEFT folder (`adapter_config.json` + `adapter_model.safetensors`): the standard layout PEFT's
+  `save_pretrained` writes (plain `LoraConfig` JSON, keys `base_model.model.{blocks}.{i}.attn.qkv.lora_A.weight`),
+  so it can be shared on the Hub like any PEFT adapter; our metadata sits in the safetensors header.
+  PEFT itself would load it as plain LoRA: the `renorm` entry is what makes our loader re-normalize.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -23,13 +31,20 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from fin3r_lib.adapter.config import ADAPTER_NAME, DEFAULT_ALPHA, AdapterConfig, AdapterError
-from fin3r_lib.adapter.inject import adapter_config, apply_adapter, target_pattern
+from fin3r_lib.adapter.inject import adapter_config, apply_adapter, lora_config, target_pattern
 from fin3r_lib.errors import CheckpointError
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.checkpoint import read_state_dict, strip_prefix
 
 FORMAT = "fin3r-adapter"
 FORMAT_VERSION = 1
+#: the re-normalization our adapters use (metadata `renorm`): q, k, v of the fused qkv kept at the base norms
+RENORM = "qkv"
+#: file names of the standard PEFT adapter folder
+PEFT_CONFIG_NAME = "adapter_config.json"
+PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
+#: prefix PEFT's `PeftModel` puts before every module path in its adapter files
+PEFT_PREFIX = "base_model.model."
 #: alpha of the authors' released adapters (their files do not store it)
 AUTHORS_ALPHA = DEFAULT_ALPHA
 
@@ -46,6 +61,8 @@ class AdapterFile:
     lora: dict[int, dict[str, torch.Tensor]]  # block index -> {"A": (r, dim), "B": (3*dim, r)}
     alpha: float
     base_model: str = ""
+    checkpoint_sha256: str = ""
+    metadata: dict = field(default_factory=dict)  # the saver's own metadata (e.g. training config, metrics)
     base_tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # authors' layout: other keys, unwrapped
 
     @property
@@ -53,28 +70,70 @@ class AdapterFile:
         return int(next(iter(self.lora.values()))["A"].shape[0])
 
 
-def save_adapter(model: ReconstructionModel, path: str | Path) -> Path:
-    """Write the model's adapter (LoRA tensors only) as safetensors with metadata; returns the path."""
+def save_adapter(model: ReconstructionModel, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write the model's adapter (LoRA tensors only) with our metadata; returns the path written.
+
+    A `.safetensors` path gives our single file; any other path a PEFT adapter folder (see the module
+    docstring). `metadata` (JSON-serializable) is stored as given and returned by `read_adapter_file`."""
     config = adapter_config(model)
     if config is None:
         raise AdapterError(f"model {model.name or type(model).__name__} has no adapter to save")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise AdapterError(f"adapter metadata: expected a dict, got {type(metadata).__name__}")
+    try:
+        user = json.dumps(metadata or {}, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AdapterError(f"adapter metadata: expected a JSON-serializable dict, got {exc}") from exc
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise AdapterError(f"adapter file: expected a .safetensors path, got {path.name!r}")
     state = get_peft_model_state_dict(model, adapter_name=ADAPTER_NAME)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    metadata = {
+    header = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "base_model": model.name,
+        "checkpoint_sha256": checkpoint_sha256(model),
         "rank": str(config.rank),
         "alpha": repr(float(config.alpha)),
+        "renorm": RENORM,
         "target_modules": target_pattern(model),
         "num_blocks": str(len(model.encoder_blocks())),
+        "metadata": user,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    if path.suffix == ".safetensors":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata=header)
+        return path
+    if path.suffix and not path.is_dir():
+        raise AdapterError(
+            f"adapter file: expected a .safetensors path, got {path.name!r} (or a folder path without a suffix "
+            "for the PEFT layout)"
+        )
+    if path.exists() and not path.is_dir():
+        raise AdapterError(f"adapter: expected a .safetensors file or a folder, got the file {path}")
+    peft_config = lora_config(config, target_pattern(model))
+    peft_config.base_model_name_or_path = model.name
+    peft_config.save_pretrained(str(path))
+    save_file({PEFT_PREFIX + k: v for k, v in tensors.items()}, str(path / PEFT_WEIGHTS_NAME), metadata=header)
     return path
+
+
+def checkpoint_sha256(model: ReconstructionModel) -> str:
+    """sha256 of the checkpoint file the model's weights were loaded from; empty for random weights."""
+    source = getattr(model, "checkpoint_path", "")
+    if not source or not Path(source).is_file():
+        return ""
+    stat = Path(source).stat()
+    return _file_sha256(str(Path(source).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Hash of a file, cached per (path, size, mtime): the trainer saves adapters many times."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_adapter(model: ReconstructionModel, path: str | Path) -> ReconstructionModel:
@@ -109,8 +168,10 @@ def load_adapter(model: ReconstructionModel, path: str | Path) -> Reconstruction
 
 
 def read_adapter_file(path: str | Path) -> AdapterFile:
-    """Read and parse an adapter file of either layout (see the module docstring)."""
+    """Read and parse an adapter file or PEFT adapter folder of any layout (see the module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        return _read_peft_folder(path)
     if not path.is_file():
         raise AdapterError(f"adapter file not found: {path}")
     if path.suffix == ".safetensors":
@@ -125,17 +186,63 @@ def read_adapter_file(path: str | Path) -> AdapterFile:
     return _parse_authors(state, path)
 
 
+def _read_peft_folder(path: Path) -> AdapterFile:
+    """A PEFT adapter folder written by `save_adapter` (plain JSON and safetensors; nothing executed)."""
+    config_path, weights_path = path / PEFT_CONFIG_NAME, path / PEFT_WEIGHTS_NAME
+    missing = [p.name for p in (config_path, weights_path) if not p.is_file()]
+    if missing:
+        raise AdapterError(
+            f"adapter folder {path}: expected the PEFT files {PEFT_CONFIG_NAME} and {PEFT_WEIGHTS_NAME}, "
+            f"missing {missing}"
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdapterError(f"adapter folder {path}: {PEFT_CONFIG_NAME} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        got = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
+        raise AdapterError(f"adapter folder {path}: expected a PEFT LoRA config (peft_type 'LORA'), got {got!r}")
+    with safe_open(str(weights_path), framework="pt", device="cpu") as f:
+        metadata = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    if metadata.get("format") != FORMAT:
+        raise AdapterError(
+            f"adapter folder {path}: {PEFT_WEIGHTS_NAME} has no fin3r metadata (format {FORMAT!r}, renorm "
+            f"{RENORM!r}); a plain PEFT LoRA is not a re-normalized adapter"
+        )
+    if any(not k.startswith(PEFT_PREFIX) for k in state):
+        bad = next(k for k in state if not k.startswith(PEFT_PREFIX))
+        raise AdapterError(f"adapter folder {path}: expected PEFT keys starting {PEFT_PREFIX!r}, got {bad!r}")
+    adapter = _parse_ours({k[len(PEFT_PREFIX) :]: v for k, v in state.items()}, metadata, path)
+    if (config.get("r"), float(config.get("lora_alpha") or 0)) != (adapter.rank, adapter.alpha):
+        raise AdapterError(
+            f"adapter folder {path}: {PEFT_CONFIG_NAME} says r {config.get('r')}, lora_alpha "
+            f"{config.get('lora_alpha')}; the weights say rank {adapter.rank}, alpha {adapter.alpha}"
+        )
+    return adapter
+
+
 def _parse_ours(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], path: Path) -> AdapterFile:
     if metadata.get("format_version") != str(FORMAT_VERSION):
         raise AdapterError(
             f"adapter file {path}: format version {metadata.get('format_version')}, this library reads {FORMAT_VERSION}"
         )
+    if metadata.get("renorm", RENORM) != RENORM:
+        raise AdapterError(
+            f"adapter file {path}: re-normalization {metadata.get('renorm')!r}, this library has {RENORM!r}"
+        )
     try:
         alpha = float(metadata["alpha"])
     except (KeyError, ValueError) as exc:
         raise AdapterError(f"adapter file {path}: expected a numeric 'alpha' in the metadata, got {exc}") from exc
+    try:
+        user = json.loads(metadata.get("metadata", "{}"))
+    except json.JSONDecodeError as exc:
+        raise AdapterError(f"adapter file {path}: its 'metadata' entry is not valid JSON: {exc}") from exc
     blocks_path, lora = _group_lora(state, _OUR_KEY, path)
-    adapter = AdapterFile(blocks_path, lora, alpha, metadata.get("base_model", ""))
+    adapter = AdapterFile(
+        blocks_path, lora, alpha, metadata.get("base_model", ""), metadata.get("checkpoint_sha256", ""), user
+    )
     if str(adapter.rank) != metadata.get("rank"):
         raise AdapterError(
             f"adapter file {path}: metadata says rank {metadata.get('rank')}, tensors have {adapter.rank}"

@@ -74,6 +74,8 @@ class ReconstructionModel(nn.Module, ABC):
 
     #: registry name of the configuration this instance was built from (set by `build_model`)
     name: str = ""
+    #: file the weights were loaded from (set by `load_checkpoint_into`); empty for random weights
+    checkpoint_path: str = ""
     #: True when outputs are up to an unknown scale (VGGT); False when roughly metric (CUT3R)
     relative_scale: ClassVar[bool] = True
     #: True for backbones that offer `new_stream()` (one frame at a time with a state)

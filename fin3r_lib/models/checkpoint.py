@@ -237,4 +237,6 @@ def load_checkpoint_into(model: nn.Module, ref: str | Path, entry: ModelEntry | 
     filt = getattr(model, "checkpoint_filter", None)
     if callable(filt):
         state = filt(state)
-    return load_state_dict_exact(model, state, path, getattr(model, "checkpoint_drop_prefixes", ()))
+    dropped = load_state_dict_exact(model, state, path, getattr(model, "checkpoint_drop_prefixes", ()))
+    model.checkpoint_path = str(path)  # the adapter records this file's sha256 when it is saved
+    return dropped
