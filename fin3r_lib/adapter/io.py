@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from fin3r_lib.adapter.config import ADAPTER_NAME, DEFAULT_ALPHA, AdapterConfig, AdapterError
 from fin3r_lib.adapter.inject import adapter_config, apply_adapter, lora_config, target_pattern
 from fin3r_lib.errors import CheckpointError
 from fin3r_lib.models.base import ReconstructionModel
-from fin3r_lib.models.checkpoint import read_state_dict, strip_prefix
+from fin3r_lib.models.checkpoint import extract_state_dict, strip_prefix
+from fin3r_lib.safe_load import load_torch_file, read_safetensors
 
 FORMAT = "fin3r-adapter"
 FORMAT_VERSION = 1
@@ -174,15 +174,16 @@ def read_adapter_file(path: str | Path) -> AdapterFile:
         return _read_peft_folder(path)
     if not path.is_file():
         raise AdapterError(f"adapter file not found: {path}")
-    if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") == FORMAT:
-                return _parse_ours({k: f.get_tensor(k) for k in f.keys()}, metadata, path)  # noqa: SIM118
     try:
-        state = strip_prefix(read_state_dict(path))
+        if path.suffix == ".safetensors":
+            tensors, metadata = read_safetensors(path, what="adapter file")
+            if metadata.get("format") == FORMAT:
+                return _parse_ours(tensors, metadata, path)
+            state = strip_prefix(tensors)
+        else:
+            state = strip_prefix(extract_state_dict(load_torch_file(path, what="adapter file"), path))
     except CheckpointError as exc:
-        raise AdapterError(f"cannot read adapter file {path}: {exc}") from exc
+        raise AdapterError(str(exc)) from exc
     return _parse_authors(state, path)
 
 

@@ -11,7 +11,6 @@ Accepted forms of a checkpoint reference:
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from fin3r_lib.errors import CheckpointError
+from fin3r_lib.safe_load import load_torch_file, read_safetensors
 
 if TYPE_CHECKING:
     from fin3r_lib.models.registry import ModelEntry
@@ -33,59 +33,18 @@ STATE_DICT_ENTRIES = ("model", "state_dict", "model_state_dict")
 MAX_LISTED = 8
 
 
-class _Placeholder:
-    """Stands in for a pickled object whose class is not importable or not trusted (e.g. omegaconf args)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _TensorOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that loads torch tensors and plain containers, and replaces every other class by
-    `_Placeholder` instead of importing it: nothing outside torch and builtins is executed."""
-
-    ALLOWED_PREFIXES = ("torch", "collections", "numpy", "builtins", "_codecs")
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in self.ALLOWED_PREFIXES:
-            return super().find_class(module, name)
-        return _Placeholder
-
-
-class _TensorOnlyPickle:
-    """A `pickle_module` for `torch.load` that uses `_TensorOnlyUnpickler`."""
-
-    Unpickler = _TensorOnlyUnpickler
-    load = staticmethod(pickle.load)
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a local file (safetensors or torch pickle), on the CPU.
 
-    Torch pickles are read with `weights_only=True`; a file that also pickles foreign objects (the
-    CUT3R release's omegaconf `args`) is read again with an unpickler that replaces those objects by
-    inert placeholders, so omegaconf is not needed and no foreign code runs.
+    Torch pickles go through `fin3r_lib.safe_load.load_torch_file`: tensors and plain data load,
+    foreign objects (the CUT3R release's omegaconf `args`) become inert placeholders, nothing in the
+    file is imported or run.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path), device="cpu")
-        else:
-            try:
-                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except pickle.UnpicklingError:
-                obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TensorOnlyPickle)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # truncated zip, bad header, ...: say which file and why
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if path.suffix == ".safetensors":
+        obj: Any = read_safetensors(path)[0]
+    else:
+        obj = load_torch_file(path)
     return extract_state_dict(obj, path)
 
 
