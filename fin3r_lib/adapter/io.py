@@ -203,9 +203,10 @@ def _read_peft_folder(path: Path) -> AdapterFile:
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         got = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
         raise AdapterError(f"adapter folder {path}: expected a PEFT LoRA config (peft_type 'LORA'), got {got!r}")
-    with safe_open(str(weights_path), framework="pt", device="cpu") as f:
-        metadata = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    try:
+        state, metadata = read_safetensors(weights_path, what="adapter file")
+    except CheckpointError as exc:
+        raise AdapterError(str(exc)) from exc
     if metadata.get("format") != FORMAT:
         raise AdapterError(
             f"adapter folder {path}: {PEFT_WEIGHTS_NAME} has no fin3r metadata (format {FORMAT!r}, renorm "
