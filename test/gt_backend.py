@@ -26,6 +26,7 @@ from bag_fixtures import rigid
 from fin3r_lib.errors import InputError
 from fin3r_lib.geometry import unproject_depth
 from fin3r_lib.models import FrameResult, GridMapping, ReconstructionModel, check_rgb_images
+from fin3r_lib.models.dust3r import PairResult
 
 #: confidence of pixels with ground-truth depth (VGGT-like 1 + exp(x)); pixels without depth get 1.0
 VALID_CONF = 1.0 + np.e
@@ -178,3 +179,31 @@ class GroundTruthStreamingModel(GroundTruthModel):
     def new_stream(self) -> GroundTruthStream:
         """A fresh stream whose world is the first frame it steps."""
         return GroundTruthStream(self)
+
+
+class GroundTruthPairwiseModel(GroundTruthModel):
+    """The ground truth served as a pairwise (DUSt3R-like) backend: `predict_pair(image, other)` in `image`'s
+    camera frame, each pair at its own scale (`scale_range`); `predict([image])` is the pair (image, image)."""
+
+    pairwise: ClassVar[bool] = True
+
+    def predict_pair(self, image: np.ndarray, other: np.ndarray) -> PairResult:
+        """`image`'s ground truth (identity pose) and `other`'s ground-truth points in `image`'s frame."""
+        i, j = self.lookup(image), self.lookup(other)
+        scale = self._draw_scale()
+        self.last_scale = scale
+        relative = np.linalg.inv(self.poses[i]) @ self.poses[j]
+        relative[:3, 3] *= scale
+        depth = self._depth[i] * scale
+        conf = np.where(np.isfinite(depth), VALID_CONF, 1.0).astype(np.float32)
+        frame = FrameResult(
+            depth=depth,
+            depth_conf=conf,
+            world_points=unproject_depth(depth, self._k).astype(np.float32),
+            world_points_conf=conf.copy(),
+            cam_to_world=np.eye(4),
+            intrinsics=self._k.copy(),
+        )
+        other_depth = self._depth[j] * scale
+        other_conf = np.where(np.isfinite(other_depth), VALID_CONF, 0.0).astype(np.float32)
+        return PairResult(frame, unproject_depth(other_depth, self._k, relative).astype(np.float32), other_conf)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import open3d as o3d
 import pytest
-from gt_backend import GroundTruthModel, GroundTruthStreamingModel
+from gt_backend import GroundTruthModel, GroundTruthPairwiseModel, GroundTruthStreamingModel
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.geometry import unproject_depth
@@ -46,6 +46,9 @@ def truth_cloud(seven_scenes: dict[str, np.ndarray]) -> o3d.geometry.PointCloud:
     [
         pytest.param(lambda d: GroundTruthModel.from_fixture(d, scale_range=(0.3, 3.0), seed=1), id="windowed-scaled"),
         pytest.param(GroundTruthStreamingModel.from_fixture, id="streaming"),
+        pytest.param(
+            lambda d: GroundTruthPairwiseModel.from_fixture(d, scale_range=(0.3, 3.0), seed=1), id="pairwise-scaled"
+        ),
     ],
 )
 def test_session_reproduces_ground_truth(seven_scenes, truth_cloud, backend) -> None:

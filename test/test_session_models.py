@@ -27,7 +27,7 @@ def _run(session: ReconstructionSession, rgb: np.ndarray) -> list:
     return [session.process(Frame(img, i / 30)) for i, img in enumerate(rgb)]
 
 
-@pytest.mark.parametrize("name", ["vggt-tiny", "cut3r-tiny"])
+@pytest.mark.parametrize("name", ["vggt-tiny", "cut3r-tiny", "dust3r-tiny"])
 def test_tiny_backbone_runs_through_the_session(name, small_rgb) -> None:
     model = _tiny(name)
     config = SessionConfig(context_size=2, keyframe_min_flow_px=0.0, min_confidence=1.0, confidence_top_fraction=1.0)

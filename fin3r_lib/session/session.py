@@ -9,6 +9,9 @@ frame defines it again. Two kinds of backend:
   `align_samples` pixels). Stored state is bounded by `context_size`, so per-frame cost does not grow.
 - streaming (`model.streaming` True, CUT3R): one `step` per frame through one stream, whose world is
   already consistent; its first frame's pose is factored out so both kinds share the same world.
+- pairwise (`model.pairwise` True, DUSt3R/MASt3R): each frame is paired with the last keyframe,
+  (frame, keyframe), one forward pass; the keyframe's points as seen from the frame are fitted by the
+  same robust Sim(3) onto the keyframe's stored world points. Only the last keyframe is kept.
 
 Keyframes (see `KeyframeGate`) feed the windowed context and the map; every frame gets a result.
 A frame whose prediction cannot be placed raises AlignmentError and leaves the session as it was;
@@ -66,6 +69,13 @@ def confidence_mask(depth: np.ndarray, conf: np.ndarray, min_confidence: float, 
     return mask
 
 
+def _capped_weights(weights: np.ndarray) -> np.ndarray:
+    """Alignment weights capped at their 0.9 quantile: confidences (1 + exp(x)) span orders of magnitude,
+    so a few pixels must not dominate the fit."""
+    positive = weights[weights > 0]
+    return np.minimum(weights, np.quantile(positive, 0.9)) if len(positive) else weights
+
+
 def _sample_indices(height: int, width: int, samples: int) -> np.ndarray:
     """Flat indices of a regular grid of about `samples` pixels."""
     stride = max(1, int(np.sqrt(height * width / samples)))
@@ -82,7 +92,8 @@ class ReconstructionSession:
         c = self.config
         self._gate = KeyframeGate(c.keyframe_min_flow_px, c.keyframe_max_interval_s)
         self._map = VoxelMap(c.voxel_size, c.max_map_points)
-        self._keyframes: deque[_Keyframe] = deque(maxlen=c.context_size)
+        self._pairwise = bool(getattr(model, "pairwise", False))
+        self._keyframes: deque[_Keyframe] = deque(maxlen=1 if self._pairwise else c.context_size)
         self._trajectory: deque[tuple[float, np.ndarray]] = deque(maxlen=c.max_trajectory)
         self._stream = model.new_stream() if model.streaming else None
         self._clear_state()
@@ -134,6 +145,8 @@ class ReconstructionSession:
         t_gate = time.perf_counter()
         if self._stream is not None:
             placed, t_model = self._place_streamed(frame.rgb)
+        elif self._pairwise and self._keyframes:
+            placed, t_model = self._place_pairwise(frame.rgb)
         else:
             placed, t_model = self._place_windowed(frame.rgb)
         t_align = time.perf_counter()
@@ -186,13 +199,20 @@ class ReconstructionSession:
         src = np.concatenate([self._sample_points(rec.frame(i), idx) for i in range(len(context))])
         dst = np.concatenate([kf.points for kf in context])
         pred_conf = np.concatenate([rec.depth_conf[i].reshape(-1)[idx] for i in range(len(context))])
-        weights = np.minimum(pred_conf, np.concatenate([kf.conf for kf in context]))
-        # confidences can span orders of magnitude (1 + exp(x)): cap them so a few pixels cannot dominate
-        positive = weights[weights > 0]
-        if len(positive):
-            weights = np.minimum(weights, np.quantile(positive, 0.9))
+        weights = _capped_weights(np.minimum(pred_conf, np.concatenate([kf.conf for kf in context])))
         sim3 = fit_sim3_robust(src, dst, weights, self.config.align_trim)
         return transform_frame(current, sim3), t_model
+
+    def _place_pairwise(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+        keyframe = self._keyframes[-1]
+        t0 = time.perf_counter()
+        pair = self.model.predict_pair(rgb, keyframe.rgb)  # type: ignore[attr-defined]
+        t_model = time.perf_counter() - t0
+        idx = self._sample_pixels(pair.frame)
+        src = pair.other_points.reshape(-1, 3)[idx].astype(np.float64)
+        weights = _capped_weights(np.minimum(pair.other_conf.reshape(-1)[idx], keyframe.conf))
+        sim3 = fit_sim3_robust(src, keyframe.points, weights, self.config.align_trim)
+        return transform_frame(pair.frame, sim3), t_model
 
     def _sample_pixels(self, frame: FrameResult) -> np.ndarray:
         if self._samples is None:
