@@ -52,20 +52,33 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray) -> Path:
     return path
 
 
-def write_tum(path: str | Path, stamps: Sequence[float], poses: Sequence[np.ndarray] | np.ndarray) -> Path:
-    """Write camera-to-world 4x4 poses as a TUM trajectory (`t tx ty tz qx qy qz qw`, quaternion x-y-z-w)."""
+TUM_HEADER = "# timestamp tx ty tz qx qy qz qw"
+
+
+def format_stamp_ns(stamp_ns: int) -> str:
+    """Integer nanoseconds as exact decimal seconds with 9 digits (1491682360314066469 -> "1491682360.314066469")."""
+    sign = "-" if stamp_ns < 0 else ""
+    seconds, nanos = divmod(abs(int(stamp_ns)), 1_000_000_000)
+    return f"{sign}{seconds}.{nanos:09d}"
+
+
+def tum_line(stamp: str, pose: np.ndarray) -> str:
+    """One TUM line `t tx ty tz qx qy qz qw` of a camera-to-world 4x4 pose; `stamp` already formatted."""
     from transforms3d.quaternions import mat2quat
 
+    w, x, y, z = mat2quat(np.asarray(pose, dtype=np.float64)[:3, :3])  # transforms3d order is (w, x, y, z)
+    tx, ty, tz = pose[:3, 3]
+    return f"{stamp} {tx:.9f} {ty:.9f} {tz:.9f} {x:.9f} {y:.9f} {z:.9f} {w:.9f}"
+
+
+def write_tum(path: str | Path, stamps: Sequence[float], poses: Sequence[np.ndarray] | np.ndarray) -> Path:
+    """Write camera-to-world 4x4 poses as a TUM trajectory (`t tx ty tz qx qy qz qw`, quaternion x-y-z-w)."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
     if len(stamps) != len(poses):
         raise InputError(f"expected one stamp per pose, got {len(stamps)} stamps and {len(poses)} poses")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# timestamp tx ty tz qx qy qz qw"]
-    for stamp, pose in zip(stamps, poses, strict=True):
-        w, x, y, z = mat2quat(pose[:3, :3])  # transforms3d order is (w, x, y, z)
-        tx, ty, tz = pose[:3, 3]
-        lines.append(f"{stamp:.9f} {tx:.9f} {ty:.9f} {tz:.9f} {x:.9f} {y:.9f} {z:.9f} {w:.9f}")
+    lines = [TUM_HEADER] + [tum_line(f"{stamp:.9f}", pose) for stamp, pose in zip(stamps, poses, strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -134,7 +147,11 @@ def write_intrinsics(
         doc["frames"] = {n: m.tolist() for n, m in zip(names, per_frame, strict=True)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    try:
+        text = json.dumps(doc, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise OutputError(f"{path}: expected finite intrinsics, got non-finite values in {median.tolist()}") from exc
+    path.write_text(text + "\n")
     return path
 
 

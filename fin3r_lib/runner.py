@@ -109,6 +109,8 @@ class Runner:
         self.options = options or RunnerOptions()
         self.session = ReconstructionSession(model, self.options.session)
         self._sinks: list[Sink] = list(sinks)
+        self.items = 0  # input items processed (reconstructed or skipped)
+        self.taken = 0  # frames given to the session (reconstructed or rejected by it)
         self.frames = 0
         self.skipped: list[dict[str, str]] = []
         self.resets = 0
@@ -125,9 +127,11 @@ class Runner:
 
     def process(self, frame: Frame | SkippedFrame) -> SessionResult | None:
         """Reconstruct one frame and hand it to every sink; a frame's own error skips it (None, counted)."""
+        self.items += 1
         if isinstance(frame, SkippedFrame):
             self._skip(frame.source, frame.reason)
             return None
+        self.taken += 1
         try:
             prepared = self.prepare(frame)
             result = self.session.process(prepared)
@@ -149,20 +153,21 @@ class Runner:
     ) -> RunSummary:
         """Process `frames` until they end, `stop()` is true (checked between frames) or `max_frames` were taken.
 
-        `max_frames` counts every input item taken (reconstructed or skipped). The sinks always get
-        `on_finish`: interrupted when `stop()` ended the run or an exception escaped (then re-raised).
+        `max_frames` bounds `taken`: the frames given to the session (reconstructed or rejected by it)
+        since the runner started, those before an interruption included for a restored runner; items a
+        source could not decode do not count. The sinks always get `on_finish`: interrupted when
+        `stop()` ended the run or an exception escaped (then re-raised).
         """
         iterator = iter(frames)
-        taken, interrupted = 0, False
+        interrupted = False
         try:
-            while max_frames is None or taken < max_frames:
+            while max_frames is None or self.taken < max_frames:
                 if stop is not None and stop():
                     interrupted = True
                     break
                 item = next(iterator, None)
                 if item is None:
                     break
-                taken += 1
                 self.process(item)
         except BaseException:
             self.finish(interrupted=True)
@@ -191,6 +196,29 @@ class Runner:
         """Forget every frame: the next one starts a new world (counted as a reset)."""
         self.session.reset()
         self.resets += 1
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON document) of everything needed to continue this run: session state and counts."""
+        arrays = {f"session.{k}": v for k, v in self.session.state_dict().items()}
+        doc = {
+            "items": self.items,
+            "taken": self.taken,
+            "frames": self.frames,
+            "skipped": [dict(s) for s in self.skipped],
+            "resets": self.resets,
+            "model_s": self.model_s,
+            "wall_s": time.perf_counter() - self._started,
+        }
+        return arrays, doc
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], doc: dict) -> None:
+        """Continue from a `state_dict` (same model and options): the next frame goes on where it stopped."""
+        self.session.load_state_dict({k[8:]: v for k, v in arrays.items() if k.startswith("session.")})
+        self.items, self.taken = int(doc["items"]), int(doc["taken"])
+        self.frames, self.resets = int(doc["frames"]), int(doc["resets"])
+        self.skipped = [{"source": str(s["source"]), "reason": str(s["reason"])} for s in doc["skipped"]]
+        self.model_s = float(doc["model_s"])
+        self._started = time.perf_counter() - float(doc["wall_s"])
 
     def predict(self, frames: list[Frame]) -> Reconstruction:
         """Model-level reconstruction of `frames` jointly, prepared like the session's frames (evaluation)."""

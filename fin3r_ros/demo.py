@@ -31,7 +31,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from fin3r_lib.data.frame import Frame
+from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import open_frames
 from fin3r_lib.outputs import write_depth, write_intrinsics, write_ply, write_previews, write_tum
 from fin3r_ros.conversions import (
@@ -76,8 +76,15 @@ def random_model(name: str, seed: int = 0) -> Any:
 
 
 def read_frames(path: Path, pattern: str | None, fps: float) -> Iterator[Frame]:
-    """Frames of `path`; with `pattern`, only the folder's files matching it (name order, stamped i / fps)."""
-    return open_frames(path, fps=fps, pattern=pattern)
+    """Frames of `path`; with `pattern`, only the folder's files matching it (name order, stamped i / fps).
+
+    Files the source cannot use are said on stderr and left out.
+    """
+    for item in open_frames(path, fps=fps, pattern=pattern):
+        if isinstance(item, SkippedFrame):
+            print(f"fin3r demo: skipped {item.source}: {item.reason}", file=sys.stderr)
+            continue
+        yield item
 
 
 @dataclass

@@ -169,6 +169,14 @@ class GroundTruthStream:
         """Forget the first frame; the next step defines the world again."""
         self._world_from_first = None
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The stream's world ({} before the first step)."""
+        return {} if self._world_from_first is None else {"world_from_first": self._world_from_first.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict`."""
+        self._world_from_first = state.get("world_from_first")
+
 
 class GroundTruthStreamingModel(GroundTruthModel):
     """The ground truth served as a streaming (CUT3R-like, metric) backend."""

@@ -11,6 +11,7 @@ import numpy as np
 import open3d as o3d
 import pytest
 from bag_fixtures import CameraSpec, write_bag
+from gt_backend import GroundTruthStreamingModel
 
 from fin3r_lib.cli.main import main
 from fin3r_lib.data.dataset import FrameDatasetWriter
@@ -20,6 +21,20 @@ from fin3r_lib.errors import InputError
 from fin3r_lib.outputs import read_tum
 
 STEP = 10  # every 10th of the 50 frames: 5 frames, enough camera motion for several keyframes
+
+
+@pytest.fixture
+def seeded_random_vggt(monkeypatch) -> None:
+    """`--checkpoint none` VGGT with the demo's seeded random weights (finite focal lengths), until the loader seeds."""
+    import fin3r_lib.cli.reconstruct as reconstruct
+    from fin3r_ros.demo import random_model
+
+    load = reconstruct._load_model
+    monkeypatch.setattr(
+        reconstruct,
+        "_load_model",
+        lambda args: random_model(args.model) if args.checkpoint == "none" and "vggt" in args.model else load(args),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,33 +86,39 @@ def _check_outputs(out: Path, n: int, stamps: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, capsys) -> None:
+def test_reconstruct_image_folder_writes_every_output(image_folder, tmp_path, capsys, seeded_random_vggt) -> None:
     out = tmp_path / "out"
     args = [str(image_folder), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--device", "cpu"]
     assert main(["reconstruct", *args, "--keyframe-min-flow-px", "5", "--context-size", "3"]) == 0
     _check_outputs(out, 5, np.arange(5) / 30.0)
     assert "5 frames" in capsys.readouterr().out
-    assert json.loads((out / "summary.json").read_text())["session"]["context_size"] == 3
+    assert json.loads((out / "summary.json").read_text())["settings"]["session"]["context_size"] == 3
 
 
 @pytest.mark.slow
-def test_reconstruct_video_with_max_frames(video_file, tmp_path) -> None:
+def test_reconstruct_video_with_max_frames(video_file, tmp_path, seeded_random_vggt) -> None:
     out = tmp_path / "out"
     args = [str(video_file), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--max-frames", "3"]
     assert main(["reconstruct", *args, "--device", "cpu", "--quiet"]) == 0
     _check_outputs(out, 3, np.arange(3) / 3.0)  # the video's own rate (3 fps)
 
 
-def test_reconstruct_bag_with_the_streaming_model(seven_scenes, tmp_path) -> None:
+def test_reconstruct_bag_with_the_streaming_model(seven_scenes, tmp_path, monkeypatch) -> None:
+    import fin3r_lib.cli.reconstruct as reconstruct
+
+    # random CUT3R weights fit negative focal lengths (frames rejected): serve the truth as a streaming backend
+    model = GroundTruthStreamingModel.from_fixture(seven_scenes)
+    monkeypatch.setattr(reconstruct, "_load_model", lambda args: model)
     rgb = seven_scenes["rgb"][::STEP][:3]
     bag = write_bag(tmp_path / "bag", [CameraSpec(rgb=rgb, K=seven_scenes["K"])], storage="mcap")
     out = tmp_path / "out"
     args = [str(bag), "--out", str(out), "--model", "cut3r-tiny", "--checkpoint", "none", "--device", "cpu"]
-    # a random-weight CUT3R predicts no usable depth; keep every pixel so the map is not empty
     assert main(["reconstruct", *args, "--quiet", "--min-confidence", "0", "--confidence-top-fraction", "1"]) == 0
     stamps, poses = read_tum(out / "trajectory.txt")
     assert len(stamps) == 3 and np.all(np.diff(stamps) > 0)
     np.testing.assert_allclose(poses[0], np.eye(4), atol=1e-6)
+    truth = np.linalg.inv(model.poses[0]) @ model.poses[::STEP][:3]
+    np.testing.assert_allclose(poses, truth, atol=1e-6)
 
 
 def test_reconstruct_reports_bad_input_and_model(tmp_path, capsys) -> None:

@@ -1,32 +1,31 @@
-"""`fin3r reconstruct`: a recorded sequence (images, video, frame dataset, bag) through the session, to files.
+"""`fin3r reconstruct`: a recorded sequence (images, video, frame dataset, bag) through the runner, to files.
 
-Runs the same `ReconstructionSession` as the node and writes into `--out`:
-`depth/<frame>.png|.npy`, `confidence/<frame>.npy`, `map.ply`, `trajectory.txt` (TUM),
-`intrinsics.json`, `map_preview.png`, `depth_preview.png` and `summary.json`.
+The same `Runner` (and so the same session and options) as the node, with an `OutputFolder` sink:
+see `fin3r_lib.output_folder` for the files written into `--out`. The output folder is checked
+before the model loads. SIGINT/SIGTERM finish the current frame and write everything (summary with
+`interrupted: true`); `--resume` continues; a second SIGINT exits at once (130).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, fields
+from itertools import islice
 from pathlib import Path
+from types import FrameType
 
-import numpy as np
 from tqdm import tqdm
 
+from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import frame_count, input_kind, open_frames
 from fin3r_lib.errors import Fin3rError
-from fin3r_lib.outputs import (
-    write_confidence,
-    write_depth,
-    write_intrinsics,
-    write_ply,
-    write_previews,
-    write_tum,
-)
-from fin3r_lib.session import AlignmentError, ReconstructionSession, SessionConfig
+from fin3r_lib.output_folder import OutputFolder, check_output_folder
+from fin3r_lib.runner import Runner, RunnerOptions, RunSummary
+from fin3r_lib.session import SessionConfig, SessionResult
 
 NAME = "reconstruct"
 HELP = "Reconstruct a folder of images, a video, a frame dataset or a bag: depth, map PLY, TUM trajectory."
@@ -47,6 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument(
+        "--input-max-side",
+        type=int,
+        default=0,
+        help="downscale images whose long side is larger first, as the node's input_max_side (0: full size)",
+    )
+    parser.add_argument(
+        "--pattern",
+        help="glob choosing a folder's images, e.g. '*.color.png' (default: every colour image; depth maps skipped)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out (same input and options)"
+    )
     parser.add_argument("--topic", action="append", dest="topics", help="bag image topic (repeatable)")
     parser.add_argument("--camera", help="camera to reconstruct when the input has several (default: the first)")
     parser.add_argument("--fps", type=float, help="stamp rate of folder/video frames (default: video rate or 30)")
@@ -67,79 +79,103 @@ def _load_model(args: argparse.Namespace):
     return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run `fin3r reconstruct`; prints a one-line summary."""
-    kind = input_kind(args.input)
-    config = SessionConfig(**{f.name: getattr(args, f.name) for f in fields(SessionConfig)})
-    model = _load_model(args)
-    session = ReconstructionSession(model, config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    total = frame_count(args.input)
-    if args.max_frames is not None:
-        total = min(total, args.max_frames) if total is not None else args.max_frames
-    stamps: list[float] = []
-    poses: list[np.ndarray] = []
-    intrinsics: list[np.ndarray] = []
-    names: list[str] = []
-    camera, skipped_other, unplaced, resets = args.camera, 0, 0, 0
-    model_s = 0.0
-    size: tuple[int, int] = (0, 0)
-    start = time.perf_counter()
-    frames = open_frames(args.input, topics=args.topics, fps=args.fps)
-    for frame in tqdm(frames, total=total, unit="frame", desc="reconstruct", disable=args.quiet):
-        if args.max_frames is not None and len(names) + unplaced >= args.max_frames:
-            break
-        camera = camera or frame.camera
-        if frame.camera != camera:
-            skipped_other += 1
-            continue
-        try:
-            result = session.process(frame)
-        except AlignmentError as exc:
-            unplaced += 1
-            tqdm.write(f"frame {frame.index} (t={frame.stamp:.3f}) not placed: {exc}")
-            continue
-        resets += result.was_reset
-        name = f"{frame.index:06d}"
-        write_depth(out / "depth", name, result.frame.depth)
-        write_confidence(out / "confidence", name, result.frame.depth_conf)
-        names.append(name)
-        stamps.append(result.stamp)
-        poses.append(result.frame.cam_to_world)
-        intrinsics.append(result.frame.intrinsics)
-        model_s += result.timings["model_s"]
-        size = result.frame.size
-    if not names:
-        raise Fin3rError(f"{args.input}: no frame could be reconstructed (input kind {kind}, camera {camera!r})")
-
-    points, colors = session.map_cloud()
-    write_ply(out / "map.ply", points, colors)
-    write_tum(out / "trajectory.txt", stamps, poses)
-    write_intrinsics(out / "intrinsics.json", np.stack(intrinsics), size, names)
-    shown = [names[i] for i in np.linspace(0, len(names) - 1, min(4, len(names))).round().astype(int)]
-    depths = [(n, np.load(out / "depth" / f"{n}.npy")) for n in shown]
-    write_previews(out, points, colors, depths, np.stack(poses))
-    summary = {
-        "input": str(args.input),
+def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dict:
+    """What decides the results (a resumed run must have the same): input, model, options."""
+    return {
+        "input": str(Path(args.input).resolve()),
         "kind": kind,
-        "camera": camera,
         "model": args.model,
         "checkpoint": args.checkpoint,
         "adapter": args.adapter,
-        "frames": len(names),
-        "keyframes": session.num_keyframes,
-        "map_points": len(points),
-        "not_placed": unplaced,
-        "other_camera_skipped": skipped_other,
-        "time_resets": resets,
-        "model_s_per_frame": model_s / len(names),
-        "wall_s": time.perf_counter() - start,
+        "topics": args.topics,
+        "camera": args.camera,
+        "fps": args.fps,
+        "pattern": args.pattern,
+        "input_max_side": args.input_max_side,
         "session": asdict(config),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(
-        f"fin3r reconstruct: {len(names)} frames ({session.num_keyframes} keyframes), {len(points)} map points -> {out}"
-    )
+
+
+def _one_camera(items: Iterable[Frame | SkippedFrame], camera: str | None) -> Iterator[Frame | SkippedFrame]:
+    """The frames of `camera` (default: the first frame's), and every skipped item."""
+    for item in items:
+        if isinstance(item, Frame):
+            camera = camera or item.camera
+            if item.camera != camera:
+                continue
+        yield item
+
+
+class Progress:
+    """A sink showing a progress bar and saying every skipped input."""
+
+    def __init__(self, total: int | None, quiet: bool) -> None:
+        self.bar = tqdm(total=total, unit="frame", desc="reconstruct", disable=quiet)
+
+    def on_frame(self, frame: Frame, result: SessionResult) -> None:
+        self.bar.update(1)
+
+    def on_skip(self, source: str, reason: str) -> None:
+        tqdm.write(f"fin3r reconstruct: skipped {source}: {reason}", file=sys.stderr)
+
+    def on_finish(self, runner: Runner, summary: RunSummary) -> None:
+        self.bar.close()
+
+
+class Interrupt:
+    """SIGINT/SIGTERM: the first asks the run to stop after the current frame, a second SIGINT exits (130)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            print("fin3r reconstruct: second interrupt, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.signum = signum
+        print(
+            f"fin3r reconstruct: {signal.Signals(signum).name}: finishing the current frame and writing every "
+            "output (press Ctrl-C again to exit now)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self) -> Interrupt:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `fin3r reconstruct`; prints a one-line summary (exit 128 + signal when interrupted)."""
+    kind = input_kind(args.input)
+    config = SessionConfig(**{f.name: getattr(args, f.name) for f in fields(SessionConfig)})
+    options = RunnerOptions(input_max_side=args.input_max_side, session=config)
+    settings = _settings(args, kind, config)
+    check_output_folder(args.out, args.resume, settings)
+    model = _load_model(args)
+    folder = OutputFolder(args.out, settings, resume=args.resume)
+    total = frame_count(args.input, args.pattern)
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total is not None else args.max_frames
+    runner = Runner(model, options, [folder, Progress(total, args.quiet)])
+    if args.resume:
+        folder.restore(runner)
+    items = _one_camera(open_frames(args.input, topics=args.topics, fps=args.fps, pattern=args.pattern), args.camera)
+    with Interrupt() as interrupt:
+        summary = runner.run(
+            islice(items, runner.items, None), stop=lambda: interrupt.signum is not None, max_frames=args.max_frames
+        )
+    line = f"{summary.frames} frames ({runner.session.num_keyframes} keyframes), {len(summary.skipped)} skipped"
+    if summary.interrupted:
+        print(f"fin3r reconstruct: interrupted after {line} -> {args.out}; `--resume` continues", file=sys.stderr)
+        return 128 + (interrupt.signum or signal.SIGINT)
+    if summary.frames == 0:
+        raise Fin3rError(f"{args.input}: no frame could be reconstructed ({line}; see {args.out}/summary.json)")
+    print(f"fin3r reconstruct: {line} -> {args.out}")
     return 0

@@ -49,6 +49,14 @@ class Stream(Protocol):
         """Forget every frame seen so far (state back to the initial state, bit-exactly)."""
         ...
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The state as named arrays (empty in the initial state), to resume a run."""
+        ...
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict` exactly (an empty one: the initial state)."""
+        ...
+
 
 def check_rgb_images(images: Sequence[np.ndarray]) -> tuple[int, int]:
     """Validate a non-empty list of same-sized RGB uint8 (H, W, 3) images; returns (H, W)."""

@@ -60,3 +60,13 @@ def check_finite_pose(frame: FrameResult) -> None:
     """Raise AlignmentError when the model returned a non-finite pose."""
     if not np.isfinite(frame.cam_to_world).all():
         raise AlignmentError("expected a finite camera pose from the model, got NaN or inf")
+
+
+def check_intrinsics(frame: FrameResult) -> None:
+    """Raise AlignmentError unless the model's intrinsics are finite with positive focal lengths."""
+    k = np.asarray(frame.intrinsics, dtype=np.float64)
+    if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0):
+        raise AlignmentError(
+            "expected finite intrinsics with positive focal lengths from the model, got "
+            f"fx={float(k[0, 0])} fy={float(k[1, 1])} cx={float(k[0, 2])} cy={float(k[1, 2])}"
+        )

@@ -47,3 +47,14 @@ class KeyframeGate:
     def reset(self) -> None:
         """Forget the last keyframe: the next frame is a keyframe."""
         self._last_rgb = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The gate's state as arrays (a run's resume state); `load_state_dict` restores it exactly."""
+        last = self._last_rgb if self._last_rgb is not None else np.zeros((0, 0, 3), np.uint8)
+        return {"last_rgb": last, "last_stamp": np.float64(self._last_stamp)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict`."""
+        last = np.asarray(state["last_rgb"])
+        self._last_rgb = last if last.size else None
+        self._last_stamp = float(state["last_stamp"])

@@ -14,7 +14,8 @@ frame defines it again. Two kinds of backend:
   same robust Sim(3) onto the keyframe's stored world points. Only the last keyframe is kept.
 
 Keyframes (see `KeyframeGate`) feed the windowed context and the map; every frame gets a result.
-A frame whose prediction cannot be placed raises AlignmentError and leaves the session as it was;
+A frame whose prediction cannot be placed (also: a non-finite pose, non-finite or non-positive focal
+lengths) raises AlignmentError and leaves the session as it was;
 a frame of another size than the session's first raises InputError (reset to change resolution).
 A frame's own intrinsics and pose are not used: the backbones estimate both.
 """
@@ -32,7 +33,7 @@ from fin3r_lib.errors import InputError
 from fin3r_lib.geometry import rigid_inverse, unproject_pixels
 from fin3r_lib.models.base import ReconstructionModel, check_rgb_images
 from fin3r_lib.models.reconstruction import FrameResult
-from fin3r_lib.session.align import check_finite_pose, fit_sim3_robust, transform_frame
+from fin3r_lib.session.align import check_finite_pose, check_intrinsics, fit_sim3_robust, transform_frame
 from fin3r_lib.session.config import SessionConfig
 from fin3r_lib.session.keyframes import KeyframeGate
 from fin3r_lib.session.voxel_map import VoxelMap
@@ -129,6 +130,52 @@ class ReconstructionSession:
         """The accumulated map: (N, 3) float32 points and (N, 3) uint8 colours."""
         return self._map.cloud()
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything the session carries between frames, as named arrays (a run's resume state).
+
+        Gate, keyframes, map, trajectory, world placement and a streaming backend's state:
+        `load_state_dict` on a session of the same model and config continues bit-exactly.
+        """
+        state: dict[str, np.ndarray] = {f"gate.{k}": v for k, v in self._gate.state_dict().items()}
+        state.update({f"map.{k}": v for k, v in self._map.state_dict().items()})
+        if self._stream is not None:
+            state.update({f"stream.{k}": v for k, v in self._stream.state_dict().items()})
+        kfs = list(self._keyframes)
+        if kfs:
+            state["keyframes.rgb"] = np.stack([kf.rgb for kf in kfs])
+            state["keyframes.points"] = np.stack([kf.points for kf in kfs])
+            state["keyframes.conf"] = np.stack([kf.conf for kf in kfs])
+        state["trajectory.stamps"] = np.array([t for t, _ in self._trajectory], np.float64)
+        state["trajectory.poses"] = np.array([p for _, p in self._trajectory], np.float64).reshape(-1, 4, 4)
+        optional = {"world_from_stream": self._world_from_stream, "size": self._size, "samples": self._samples}
+        state.update({k: np.asarray(v) for k, v in optional.items() if v is not None})
+        if self._last_stamp is not None:
+            state["last_stamp"] = np.float64(self._last_stamp)
+        state["num_keyframes"] = np.int64(self._num_keyframes)
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict` of a session with the same model and config (InputError when it does not fit)."""
+        self.reset()
+        self._gate.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("gate.")})
+        self._map.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("map.")})
+        if self._stream is not None:
+            self._stream.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("stream.")})
+        if "keyframes.rgb" in state:
+            rgb, points, conf = state["keyframes.rgb"], state["keyframes.points"], state["keyframes.conf"]
+            if len(rgb) > self.config.context_size:
+                raise InputError(
+                    f"session state: expected at most context_size={self.config.context_size} keyframes, got {len(rgb)}"
+                )
+            self._keyframes.extend(_Keyframe(r, p, c) for r, p, c in zip(rgb, points, conf, strict=True))
+        poses = state["trajectory.poses"]
+        self._trajectory.extend(zip(state["trajectory.stamps"].tolist(), poses, strict=True))
+        self._world_from_stream = state.get("world_from_stream")
+        self._size = tuple(int(v) for v in state["size"]) if "size" in state else None  # type: ignore[assignment]
+        self._samples = state.get("samples")
+        self._last_stamp = float(state["last_stamp"]) if "last_stamp" in state else None
+        self._num_keyframes = int(state["num_keyframes"])
+
     def process(self, frame: Frame) -> SessionResult:
         """Reconstruct one frame and place it in the session world (see the module docstring)."""
         t_start = time.perf_counter()
@@ -177,6 +224,7 @@ class ReconstructionSession:
         raw = self._stream.step(rgb)
         t_model = time.perf_counter() - t0
         check_finite_pose(raw)
+        check_intrinsics(raw)
         world_from_stream = self._world_from_stream
         if world_from_stream is None:
             world_from_stream = rigid_inverse(raw.cam_to_world)
@@ -193,6 +241,7 @@ class ReconstructionSession:
             raise InputError(f"expected {len(context) + 1} frames from the model, got {len(rec)}")
         current = rec.frame(len(context))
         check_finite_pose(current)
+        check_intrinsics(current)
         if not context:
             return transform_frame(current, rigid_inverse(current.cam_to_world)), t_model
         idx = self._sample_pixels(current)

@@ -63,6 +63,33 @@ class VoxelMap:
             self._keys, self._last_seen = self._keys[keep], self._last_seen[keep]
             self._sums, self._color_sums, self._counts = self._sums[keep], self._color_sums[keep], self._counts[keep]
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The map's state as arrays (a run's resume state); `load_state_dict` restores it exactly."""
+        return {
+            "keys": self._keys,
+            "sums": self._sums,
+            "color_sums": self._color_sums,
+            "counts": self._counts,
+            "last_seen": self._last_seen,
+            "batch": np.int64(self._batch),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict` (InputError when its arrays do not fit together)."""
+        keys = np.asarray(state["keys"], np.int64)
+        n = len(keys)
+        arrays = {name: np.asarray(state[name]) for name in ("sums", "color_sums", "counts", "last_seen")}
+        expected = {"sums": (n, 3), "color_sums": (n, 3), "counts": (n,), "last_seen": (n,)}
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                raise InputError(f"VoxelMap state: expected {name} of shape {shape}, got {arrays[name].shape}")
+        self._keys = keys
+        self._sums = arrays["sums"].astype(np.float64)
+        self._color_sums = arrays["color_sums"].astype(np.float64)
+        self._counts = arrays["counts"].astype(np.float64)
+        self._last_seen = arrays["last_seen"].astype(np.int64)
+        self._batch = int(state["batch"])
+
     def cloud(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) float32 voxel centroids and (N, 3) uint8 mean colours."""
         counts = self._counts[:, None]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fin3r_lib.errors import InputError
 from fin3r_lib.models.base import ReconstructionModel, check_rgb_images, predictions_to_reconstruction
 from fin3r_lib.models.cut3r.config import CUT3RConfig
 from fin3r_lib.models.cut3r.decoder import DecoderBlock
@@ -233,3 +234,33 @@ class CUT3RStream:
         """Forget every frame: the next step starts from the model's initial state and memory."""
         self.state = None
         self.last_pose = torch.eye(4)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """State tokens and pose memory as float32 arrays (exact for fp32/fp16/bf16) with their dtype; {} initially."""
+        if self.state is None:
+            return {}
+        return {
+            "tokens": self.state.tokens.detach().float().cpu().numpy(),
+            "memory": self.state.memory.detach().float().cpu().numpy(),
+            "frames": np.int64(self.state.frames),
+            "last_pose": self.last_pose.detach().float().cpu().numpy(),
+            "dtype": np.array(str(self.state.tokens.dtype).removeprefix("torch.")),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a `state_dict` onto the model's device (InputError when its shapes do not fit the model)."""
+        if not state:
+            self.reset()
+            return
+        with torch.inference_mode():
+            initial = self.model.initial_state(1)
+        dtype = getattr(torch, str(state["dtype"]))
+        tokens = torch.from_numpy(np.asarray(state["tokens"])).to(initial.tokens.device, dtype)
+        memory = torch.from_numpy(np.asarray(state["memory"])).to(initial.memory.device, dtype)
+        if tokens.shape != initial.tokens.shape or memory.shape != initial.memory.shape:
+            raise InputError(
+                f"CUT3R stream state: expected tokens {tuple(initial.tokens.shape)} and memory "
+                f"{tuple(initial.memory.shape)}, got {tuple(tokens.shape)} and {tuple(memory.shape)}"
+            )
+        self.state = CUT3RState(tokens, memory, int(state["frames"]))
+        self.last_pose = torch.from_numpy(np.array(state["last_pose"], np.float32))
