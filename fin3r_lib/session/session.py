@@ -257,6 +257,8 @@ class ReconstructionSession:
         t0 = time.perf_counter()
         pair = self.model.predict_pair(rgb, keyframe.rgb)  # type: ignore[attr-defined]
         t_model = time.perf_counter() - t0
+        check_finite_pose(pair.frame)
+        check_intrinsics(pair.frame)
         idx = self._sample_pixels(pair.frame)
         src = pair.other_points.reshape(-1, 3)[idx].astype(np.float64)
         weights = _capped_weights(np.minimum(pair.other_conf.reshape(-1)[idx], keyframe.conf))
