@@ -15,10 +15,10 @@ from fin3r_ros.demo import random_model
 def _tiny(name: str) -> ReconstructionModel:
     """Seeded random weights that give usable intrinsics (the session rejects non-finite or non-positive focals).
 
-    VGGT: the demo's positive field-of-view bias. CUT3R fits its focal length to random points, of either
-    sign; seed 3 fits positive ones on these frames (seed 0 negative ones).
+    VGGT: the demo's positive field-of-view bias. CUT3R and DUSt3R fit their focal length to random points,
+    of either sign: seeds 3 and 1 fit positive ones on these frames (seed 0 negative ones).
     """
-    return random_model(name, seed=3 if name.startswith("cut3r") else 0)
+    return random_model(name, seed={"cut3r-tiny": 3, "dust3r-tiny": 1}.get(name, 0))
 
 
 @pytest.fixture(scope="module")
