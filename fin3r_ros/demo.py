@@ -57,22 +57,10 @@ SENSOR = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def random_model(name: str, seed: int = 0) -> Any:
-    """`name` with small random weights (seeded); VGGT's camera head is biased to a positive field of view.
+    """`name` with seeded random weights, usable in the demo (see `fin3r_lib.models.load_model`)."""
+    from fin3r_lib.models import load_model
 
-    Random VGGT weights give fov = relu(x) = 0, an infinite focal length, for about half the frames; the
-    node rejects those outputs, which would leave the demo empty.
-    """
-    import torch
-
-    from fin3r_lib.models import build_model
-
-    torch.manual_seed(seed)
-    model = build_model(name)
-    camera_head = getattr(model, "camera_head", None)
-    if camera_head is not None:
-        with torch.no_grad():
-            camera_head.pose_branch.fc2.bias[7:] += 0.5
-    return model
+    return load_model(name, "none", device="cpu", seed=seed)
 
 
 def read_frames(path: Path, pattern: str | None, fps: float) -> Iterator[Frame]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from fin3r_lib.errors import InputError
@@ -29,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", default="", help="adapter of the first run (default: none, the base model)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="ADAPTER", help="more adapters, same frames")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0, help="torch seed before each model load (random weights)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
     parser.add_argument("--alignment", default="median", help="depth alignment: none, median, scale, ...")
     parser.add_argument("--max-depth", type=float, help="ignore GT depth beyond this (metres)")
     parser.add_argument("--window", type=int, default=4, help="views per multi-view window (model level)")
@@ -43,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace, adapter: str):
     from fin3r_lib.models import load_model
 
-    torch.manual_seed(args.seed)  # identical random base weights for every run with --checkpoint none
-    return load_model(args.model, args.checkpoint, device=args.device, adapter=adapter or None)
+    # the same seed for every run: identical random base weights with --checkpoint none
+    return load_model(args.model, args.checkpoint, device=args.device, adapter=adapter or None, seed=args.seed)
 
 
 def _evaluate_run(args: argparse.Namespace, adapter: str, frames: list, label: str) -> tuple[dict, dict]:

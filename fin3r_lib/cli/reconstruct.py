@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapter", help="Fin3R adapter: a .safetensors from save_adapter or the authors' .pth (e.g. vggt_lora.pth)"
     )
     parser.add_argument("--device", default="auto", help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument(
         "--input-max-side",
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_model(args: argparse.Namespace):
     from fin3r_lib.models import load_model
 
-    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter)
+    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter, seed=args.seed)
 
 
 def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dict:

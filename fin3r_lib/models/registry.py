@@ -127,6 +127,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def bias_random_camera_head(model: ReconstructionModel) -> None:
+    """Give a randomly initialised VGGT camera head a positive field of view (other models: nothing).
+
+    Random VGGT weights give fov = relu(x) = 0, an infinite focal length, for about half the frames; the
+    session rejects those frames (non-finite intrinsics), so a random model would reconstruct nothing.
+    Shifting the field-of-view outputs' bias by +0.5 keeps random models usable for tests and demos.
+    """
+    camera_head = getattr(model, "camera_head", None)
+    if camera_head is not None:
+        with torch.no_grad():
+            camera_head.pose_branch.fc2.bias[7:] += 0.5
+
+
 def load_model(
     name: str,
     checkpoint: str | Path | None = None,
@@ -134,14 +147,23 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: torch.dtype = torch.float32,
     adapter: str | Path | None = None,
+    seed: int = 0,
 ) -> ReconstructionModel:
     """`build_model` for user-facing options (node parameters, CLI flags): every failure is one ModelLoadError.
 
-    An empty string or "none" for `checkpoint` means random initial weights; an empty `adapter` none.
+    An empty string or "none" for `checkpoint` means random initial weights, drawn from torch's generator
+    seeded with `seed` (the global generator is left as it was) and made usable by
+    `bias_random_camera_head`, so two runs with the same seed are identical; an empty `adapter` none.
     """
     ckpt = None if checkpoint is None or str(checkpoint) in ("", "none") else checkpoint
     try:
-        return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None)
+        if ckpt is not None:
+            return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(name, None, device="cpu", dtype=dtype, adapter=adapter or None)
+        bias_random_camera_head(model)
+        return model.to(resolve_device(device)).eval()
     except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
         raise ModelLoadError(
             f"cannot load model {name!r} (checkpoint {checkpoint!r}, adapter {adapter!r}, device {str(device)!r}): "
