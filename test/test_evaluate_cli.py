@@ -32,7 +32,8 @@ def test_evaluate_base_vs_adapter_writes_complete_results(seven_scenes_dir, tmp_
     adapter = _random_adapter(model, tmp_path / "random.safetensors")
     out = tmp_path / "eval"
     argv = ["evaluate", str(seven_scenes_dir), "--out", str(out), "--model", model, "--checkpoint", "none"]
-    argv += ["--seed", seed, "--device", "cpu", "--max-frames", frames, "--input-max-side", "112", "--window", "3", "--quiet"]
+    argv += ["--seed", seed, "--device", "cpu", "--max-frames", frames, "--input-max-side", "112"]
+    argv += ["--window", "3", "--quiet"]
     assert main([*argv, "--compare", str(adapter)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"results.json", "results.md", "depth_base.png", "depth_random.png", "trajectory.png"} <= names

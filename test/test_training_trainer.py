@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fin3r_lib.adapter import read_adapter_file
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.training.config import ConfigError, SourceConfig, TrainConfig, load_config
 from fin3r_lib.training.pseudo_label import pseudo_label
@@ -86,6 +87,8 @@ def test_frozen_means_frozen_and_the_adapter_moves(tmp_path: Path) -> None:
     moved = [n for n, p in trainer.params.items() if not torch.equal(p, before[n])]
     assert any(".lora_B." in n for n in moved) and any(".lora_A." in n for n in moved)
     assert Path(result.files["last"]).is_file() and Path(result.files["last"]).with_suffix(".json").is_file()
+    stored = read_adapter_file(result.files["last"]).metadata
+    assert stored["step"] == 2 and stored["config"]["steps"] == 2 and "metrics" in stored
 
 
 def test_encoder_mode_keeps_decoder_and_heads(tmp_path: Path) -> None:

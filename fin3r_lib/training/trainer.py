@@ -315,16 +315,16 @@ class Trainer:
 
     # ----- outputs -----------------------------------------------------------------------------
     def save_output(self, name: str, metrics: dict[str, float]) -> Path:
-        """The adapter (or, in encoder mode, the trainable tensors) with a JSON of config and metrics."""
+        """The adapter (config and metrics in its metadata; encoder mode: the trainable tensors), and a JSON of both."""
         self.out.mkdir(parents=True, exist_ok=True)
+        info = {"step": self.step, "config": self.cfg.to_dict(), "metrics": metrics}
         if self.cfg.trainable == "adapter":
-            path = save_adapter(self.model, self.out / f"adapter-{name}.safetensors")
+            path = save_adapter(self.model, self.out / f"adapter-{name}.safetensors", metadata=info)
         else:
             from safetensors.torch import save_file
 
             path = self.out / f"encoder-{name}.safetensors"
             save_file({k: v.detach().cpu().contiguous() for k, v in self.params.items()}, str(path))
-        info = {"step": self.step, "config": self.cfg.to_dict(), "metrics": metrics}
         path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
         return path
 
