@@ -10,7 +10,6 @@ the encoder and decoder under autocast, the heads stay fp32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +25,7 @@ from fin3r_lib.models.cut3r.focal import intrinsics_from_points
 from fin3r_lib.models.cut3r.heads import DPTPts3dPose, LinearPts3dPose
 from fin3r_lib.models.cut3r.pose import pose_encoding_to_cam_to_world, ray_map
 from fin3r_lib.models.cut3r.pose_retriever import PoseRetriever
-from fin3r_lib.models.cut3r.preprocess import preprocess_image
-from fin3r_lib.models.grid import GridMapping
+from fin3r_lib.models.cut3r.preprocess import CroCoImageInput
 from fin3r_lib.models.layers import RoPE2D
 from fin3r_lib.models.reconstruction import FrameResult
 
@@ -41,7 +39,7 @@ class CUT3RState:
     frames: int = 0
 
 
-class CUT3R(ReconstructionModel):
+class CUT3R(CroCoImageInput, ReconstructionModel):
     """CUT3R with the released checkpoints' parameter names (see `../shared/specs/cut3r_*.keys.tsv`)."""
 
     relative_scale = False
@@ -183,17 +181,6 @@ class CUT3R(ReconstructionModel):
         return {k: torch.stack([f[k] for f in frames], dim=1) for k in frames[0]}
 
     # ----- arrays --------------------------------------------------------------------------------
-    def prepare_frame(self, image: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
-        """One RGB uint8 image -> model-grid tensor [3, Hm, Wm] in [0, 1] on the model's device, mapping."""
-        tensor, mapping = preprocess_image(image, self.cfg.image_size, self.cfg.patch_size, self.cfg.square_crop)
-        return tensor.to(self.device), mapping
-
-    def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[GridMapping]]:
-        """RGB uint8 images (same size) -> [1, S, 3, Hm, Wm] in [0, 1] and one GridMapping per frame."""
-        check_rgb_images(images)
-        frames = [self.prepare_frame(img) for img in images]
-        return torch.stack([t for t, _ in frames])[None], [m for _, m in frames]
-
     def new_stream(self) -> CUT3RStream:
         """A stream starting from the initial state."""
         return CUT3RStream(self)

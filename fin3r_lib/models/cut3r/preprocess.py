@@ -8,10 +8,14 @@ centre square is kept. Pixels are returned in [0, 1]; the model normalizes them 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image
 
+from fin3r_lib.models.base import check_rgb_images
 from fin3r_lib.models.grid import GridMapping
 
 
@@ -43,3 +47,22 @@ def preprocess_image(
     tensor = torch.from_numpy(crop.copy()).permute(2, 0, 1).float().div(255)
     mapping = GridMapping((h_in, w_in), (h, w), (2 * half_h, 2 * half_w), (cy - half_h, cx - half_w))
     return tensor, mapping
+
+
+class CroCoImageInput:
+    """`prepare_frame` / `prepare` of the CroCo-family backbones (CUT3R, DUSt3R, MASt3R): `preprocess_image`
+    with the model's `cfg.image_size`, `cfg.patch_size` and `cfg.square_crop`, on the model's device."""
+
+    cfg: Any
+    device: torch.device
+
+    def prepare_frame(self, image: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
+        """One RGB uint8 image -> model-grid tensor [3, Hm, Wm] in [0, 1] on the model's device, mapping."""
+        tensor, mapping = preprocess_image(image, self.cfg.image_size, self.cfg.patch_size, self.cfg.square_crop)
+        return tensor.to(self.device), mapping
+
+    def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[GridMapping]]:
+        """RGB uint8 images (same size) -> [1, S, 3, Hm, Wm] in [0, 1] and one GridMapping per frame."""
+        check_rgb_images(images)
+        frames = [self.prepare_frame(img) for img in images]
+        return torch.stack([t for t, _ in frames])[None], [m for _, m in frames]

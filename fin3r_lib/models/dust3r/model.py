@@ -11,7 +11,6 @@ Portrait images are processed as they are (the reference's `PatchEmbedDust3R`, `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -19,15 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fin3r_lib.models.base import ReconstructionModel, check_rgb_images, predictions_to_reconstruction
+from fin3r_lib.models.base import ReconstructionModel, predictions_to_reconstruction
 from fin3r_lib.models.cut3r.decoder import DecoderBlock
 from fin3r_lib.models.cut3r.encoder import PatchEmbed, encoder_blocks, run_encoder
 from fin3r_lib.models.cut3r.focal import intrinsics_from_points
-from fin3r_lib.models.cut3r.preprocess import preprocess_image
+from fin3r_lib.models.cut3r.preprocess import CroCoImageInput
 from fin3r_lib.models.dust3r.config import DUSt3RConfig
 from fin3r_lib.models.dust3r.heads import make_head
 from fin3r_lib.models.dust3r.pose import poses_from_pairs
-from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.layers import RoPE2D
 from fin3r_lib.models.reconstruction import FrameResult
 
@@ -43,7 +41,7 @@ class PairResult:
     other_conf: np.ndarray  # (H, W) float32 their confidence (0 where outside the model grid)
 
 
-class DUSt3R(ReconstructionModel):
+class DUSt3R(CroCoImageInput, ReconstructionModel):
     """DUSt3R with the released checkpoints' parameter names (see `test/data/dust3r_*.keys.tsv`)."""
 
     relative_scale: ClassVar[bool] = True
@@ -144,17 +142,6 @@ class DUSt3R(ReconstructionModel):
         }
 
     # ----- arrays --------------------------------------------------------------------------------
-    def prepare_frame(self, image: np.ndarray) -> tuple[torch.Tensor, GridMapping]:
-        """One RGB uint8 image -> model-grid tensor [3, Hm, Wm] in [0, 1] on the model's device, mapping."""
-        tensor, mapping = preprocess_image(image, self.cfg.image_size, self.cfg.patch_size, self.cfg.square_crop)
-        return tensor.to(self.device), mapping
-
-    def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[GridMapping]]:
-        """RGB uint8 images (same size) -> [1, S, 3, Hm, Wm] in [0, 1] and one GridMapping per frame."""
-        check_rgb_images(images)
-        frames = [self.prepare_frame(img) for img in images]
-        return torch.stack([t for t, _ in frames])[None], [m for _, m in frames]
-
     def predict_pair(self, image: np.ndarray, other: np.ndarray) -> PairResult:
         """The pair (image, other) of same-sized RGB uint8 images -> `image`'s geometry and `other`'s points
         in `image`'s camera frame, on the input pixel grid (one forward pass)."""
