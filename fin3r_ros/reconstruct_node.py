@@ -56,10 +56,6 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabi
 LOG_THROTTLE_S = 5.0
 
 
-class InvalidOutputError(Fin3rError):
-    """The backend returned something the node will not publish (e.g. a non-finite pose)."""
-
-
 @dataclass
 class _Received:
     """What a callback hands to the worker."""
@@ -210,9 +206,7 @@ class ReconstructNode(Node):
         f = result.frame
         depth = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
         conf = np.nan_to_num(f.depth_conf, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-        k = f.intrinsics
-        if not np.isfinite(k).all():
-            raise InvalidOutputError(f"expected finite intrinsics from the backend, got {k.tolist()}")
+        k = f.intrinsics  # finite with positive focal lengths: the session checked it (check_intrinsics)
         if self.values["output_resolution"] == "input" and f.size != input_size:
             k = scale_intrinsics(k, f.size, input_size)
             dsize = (input_size[1], input_size[0])
