@@ -194,10 +194,13 @@ class GroundTruthPairwiseModel(GroundTruthModel):
     camera frame, each pair at its own scale (`scale_range`); `predict([image])` is the pair (image, image)."""
 
     pairwise: ClassVar[bool] = True
+    #: number of `predict_pair` calls so far
+    pair_calls: int = 0
 
     def predict_pair(self, image: np.ndarray, other: np.ndarray) -> PairResult:
         """`image`'s ground truth (identity pose) and `other`'s ground-truth points in `image`'s frame."""
         i, j = self.lookup(image), self.lookup(other)
+        self.pair_calls += 1
         scale = self._draw_scale()
         self.last_scale = scale
         relative = np.linalg.inv(self.poses[i]) @ self.poses[j]

@@ -1,13 +1,13 @@
 """End to end through the node: fed the 7-Scenes ground truth, the published map, points, pose and TF must
 give the truth back, which proves every frame and axis convention from the callback to the publishers.
-The tiny VGGT runs through the same path (finite outputs)."""
+The tiny VGGT and the tiny DUSt3R run through the same path (finite outputs, a map with points)."""
 
 from __future__ import annotations
 
 import numpy as np
 import open3d as o3d
 import pytest
-from gt_backend import GroundTruthModel, GroundTruthStreamingModel
+from gt_backend import GroundTruthModel, GroundTruthPairwiseModel, GroundTruthStreamingModel
 from node_fixtures import NodeRig
 from ros_harness import RosHarness
 
@@ -53,9 +53,11 @@ def _map_to_optical(points: np.ndarray) -> np.ndarray:
     "backend",
     [
         # streaming: the session only re-bases the truth; windowed: each context is Sim(3)-aligned onto
-        # the placed frames. Both must give the (rigid) truth back to 1e-6.
+        # the placed frames; pairwise: each frame's pair with the last keyframe is Sim(3)-aligned onto
+        # that keyframe's stored points. All must give the (rigid) truth back to 1e-6.
         pytest.param(GroundTruthStreamingModel, id="streaming"),
         pytest.param(GroundTruthModel, id="windowed"),
+        pytest.param(GroundTruthPairwiseModel, id="pairwise"),
     ],
 )
 def test_ground_truth_comes_back_through_the_node(ros, seven_scenes, backend) -> None:
@@ -66,6 +68,8 @@ def test_ground_truth_comes_back_through_the_node(ros, seven_scenes, backend) ->
     for i in FRAMES:
         rig.send(seven_scenes["rgb"][i], 10.0 + i / FPS, k=seven_scenes["K"])
     assert rig.errors() == 0
+    if backend is GroundTruthPairwiseModel:  # the node ran the pairwise kind: every later frame was paired
+        assert model.pair_calls == len(FRAMES) - 1
     assert ros.spin_until(lambda: len(rig.got["/tf"]) == len(FRAMES), timeout=5.0)
 
     truth = [np.linalg.inv(rigid[0]) @ rigid[i] for i in FRAMES]
@@ -93,8 +97,9 @@ def test_ground_truth_comes_back_through_the_node(ros, seven_scenes, backend) ->
     np.testing.assert_allclose(depth[valid], seven_scenes["depth_mm"][last][valid] / 1000.0, atol=1e-6)
 
 
-def test_tiny_vggt_through_the_node(ros, seven_scenes) -> None:
-    model = random_model("vggt-tiny")
+@pytest.mark.parametrize("name", ["vggt-tiny", "dust3r-tiny"])
+def test_tiny_backbone_through_the_node(ros, seven_scenes, name) -> None:
+    model = random_model(name, seed={"dust3r-tiny": 1}.get(name, 0))
     rig = NodeRig(ros, model, input_max_side=160, output_resolution="input", context_size=2, keyframe_min_flow_px=0.0)
     for i in (0, 5, 10):
         rig.send(seven_scenes["rgb"][i], 1.0 + i / FPS, k=seven_scenes["K"])
@@ -106,7 +111,8 @@ def test_tiny_vggt_through_the_node(ros, seven_scenes) -> None:
     assert all(np.isfinite(pose_to_matrix(p)).all() for p in rig.got["pose"])
     assert ros.spin_until(lambda: len(rig.got["/tf"]) == 3, timeout=5.0)
     assert all(np.isfinite(transform_to_matrix(m.transforms[0])).all() for m in rig.got["/tf"])
-    assert np.isfinite(cloud_to_arrays(rig.got["map"][-1])["points"]).all()
+    map_points = cloud_to_arrays(rig.got["map"][-1])["points"]
+    assert len(map_points) > 0 and np.isfinite(map_points).all()
 
 
 def test_map_rotation_is_rep105_and_rejects_non_rotations() -> None:
