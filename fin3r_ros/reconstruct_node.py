@@ -84,6 +84,7 @@ def load_model(values: dict[str, Any]) -> ReconstructionModel:
         device=values["device"],
         dtype=dtypes[values["precision"]],
         adapter=values["adapter"],
+        tool="ros",
     )
 
 

@@ -105,7 +105,8 @@ def test_offline_repo_id_names_repo_cache_and_local_file_hint(tmp_path, monkeypa
     with pytest.raises(CheckpointError) as err:
         resolve_checkpoint("someorg/some-model")
     msg = str(err.value)
-    assert "someorg/some-model" in msg and str(tmp_path / "hf" / "hub") in msg and "local file" in msg
+    assert "someorg/some-model" in msg and str(tmp_path / "hf" / "hub") in msg
+    assert msg.endswith("pass a local copy: checkpoint='/path/to/model.safetensors'")
 
 
 def test_missing_path_is_a_clear_error(tmp_path):

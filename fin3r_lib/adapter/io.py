@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 from fin3r_lib.adapter.config import ADAPTER_NAME, DEFAULT_ALPHA, AdapterConfig, AdapterError
 from fin3r_lib.adapter.inject import adapter_config, apply_adapter, lora_config, target_pattern
 from fin3r_lib.errors import CheckpointError
+from fin3r_lib.hub import is_repo_id, resolve_hub_folder
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.checkpoint import extract_state_dict, strip_prefix
 from fin3r_lib.safe_load import load_torch_file, read_safetensors
@@ -136,13 +137,28 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def load_adapter(model: ReconstructionModel, path: str | Path) -> ReconstructionModel:
-    """Load an adapter file (ours or the authors') into `model`, applying the adapter first if needed.
+def locate_adapter(ref: str | Path, tool: str = "python") -> Path:
+    """A local adapter file or folder, or the cached snapshot of a Hub repo id holding a PEFT adapter folder.
+
+    Repo ids follow the checkpoint rules (`fin3r_lib.hub`): cache first, no download when offline, and a
+    failure that says how to pass a local copy to `tool`.
+    """
+    path = Path(ref).expanduser()
+    if path.exists() or not is_repo_id(str(ref)):
+        return path
+    return resolve_hub_folder(str(ref), [PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME], tool=tool, option="adapter")
+
+
+def load_adapter(model: ReconstructionModel, path: str | Path, *, tool: str = "python") -> ReconstructionModel:
+    """Load an adapter (file, PEFT folder or Hub repo id, see `locate_adapter`) into `model`.
+
+    The adapter (ours or the authors') is applied first if needed.
 
     Checks that the file targets this model's encoder blocks, covers every block with one rank, and
     matches an adapter already applied (rank, alpha); any mismatch raises AdapterError. Base tensors the
     file carries are compared with the model's and a warning gives the largest difference. Returns `model`.
     """
+    path = locate_adapter(path, tool)
     adapter = read_adapter_file(path)
     check_compatible(model, adapter, path)
     config = AdapterConfig(adapter.rank, adapter.alpha)

@@ -43,7 +43,9 @@ def _load(args: argparse.Namespace, adapter: str):
     from fin3r_lib.models import load_model
 
     # the same seed for every run: identical random base weights with --checkpoint none
-    return load_model(args.model, args.checkpoint, device=args.device, adapter=adapter or None, seed=args.seed)
+    return load_model(
+        args.model, args.checkpoint, device=args.device, adapter=adapter or None, seed=args.seed, tool="cli"
+    )
 
 
 def _evaluate_run(args: argparse.Namespace, adapter: str, frames: list, label: str) -> tuple[dict, dict]:

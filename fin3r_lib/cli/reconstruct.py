@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_model(args: argparse.Namespace):
     from fin3r_lib.models import load_model
 
-    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter, seed=args.seed)
+    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter, seed=args.seed, tool="cli")
 
 
 def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dict:

@@ -4,7 +4,8 @@ Accepted forms of a checkpoint reference:
 - a local file: `.safetensors`, or a torch pickle (`.pt`, `.pth`, `.bin`), optionally a dict with the
   state dict under `model` / `state_dict` (the CUT3R release), keys optionally prefixed `module.`;
 - a local Hugging Face folder (`config.json` + `model.safetensors`, or `model.pt`);
-- a Hugging Face repo id (`facebook/VGGT-1B`), fetched into the Hugging Face cache with a progress bar;
+- a Hugging Face repo id (`facebook/VGGT-1B`): the cached copy, else fetched into the Hugging Face cache
+  unless `HF_HUB_OFFLINE` is set (`fin3r_lib.hub`);
 - "default": the variant's released repo and file.
 """
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from fin3r_lib.errors import CheckpointError
+from fin3r_lib.hub import is_repo_id, pass_file_hint, resolve_hub_file
 from fin3r_lib.safe_load import load_torch_file, read_safetensors
 
 if TYPE_CHECKING:
@@ -69,8 +71,13 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> 
     return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
-def resolve_checkpoint(ref: str | Path, entry: ModelEntry | None = None) -> Path:
-    """Local path of a checkpoint reference (file, HF folder, repo id, or "default"); downloads if needed."""
+def resolve_checkpoint(ref: str | Path, entry: ModelEntry | None = None, *, tool: str = "python") -> Path:
+    """Local path of a checkpoint reference (file, HF folder, repo id, or "default").
+
+    Repo ids and "default" are looked up in the Hugging Face cache first and downloaded only when not
+    offline (`fin3r_lib.hub`); a failure says how to pass the file in the syntax of `tool`
+    ("cli", "ros" or "python").
+    """
     ref_str = str(ref)
     path = Path(ref_str).expanduser()
     if path.is_file():
@@ -83,35 +90,31 @@ def resolve_checkpoint(ref: str | Path, entry: ModelEntry | None = None) -> Path
         raise CheckpointError(f"checkpoint folder {path}: expected one of {', '.join(FOLDER_FILES)}, found {found}")
     if ref_str == "default":
         if entry is None or entry.hf_repo is None:
-            raise CheckpointError(
-                f"model {entry.name if entry else '?'} has no released checkpoint to use as 'default'"
-            )
-        return _hf_download(entry.hf_repo, entry.hf_filename or FOLDER_FILES[0])
-    looks_like_repo = (
-        ref_str.count("/") == 1 and not ref_str.startswith((".", "/", "~")) and "." not in Path(ref_str).suffix
-    )
-    if looks_like_repo:
+            raise CheckpointError(no_default_message(entry, tool))
+        return resolve_hub_file(entry.hf_repo, entry.hf_filename or FOLDER_FILES[0], tool=tool)
+    if is_repo_id(ref_str):
         filename = entry.hf_filename if entry is not None and entry.hf_filename else FOLDER_FILES[0]
-        return _hf_download(ref_str, filename)
+        return resolve_hub_file(ref_str, filename, tool=tool)
     raise CheckpointError(
         f"checkpoint {ref_str!r}: expected an existing file (.safetensors/.pt/.pth), a Hugging Face folder, "
         "a repo id like 'facebook/VGGT-1B', or 'default'; no such file or folder"
     )
 
 
-def _hf_download(repo_id: str, filename: str) -> Path:
-    """Fetch `filename` of `repo_id` through huggingface_hub (cache, progress bar); clear error offline."""
-    from huggingface_hub import constants, hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot get {filename} of Hugging Face repo {repo_id!r}: not in the cache at "
-            f"{constants.HF_HUB_CACHE} and the hub is unreachable ({type(exc).__name__}). Download it on a "
-            f"machine with internet (huggingface-cli download {repo_id} {filename}) and pass the local file "
-            "or folder as the checkpoint (e.g. checkpoint:=/path/to/model.safetensors)."
-        ) from exc
+def no_default_message(entry: ModelEntry | None, tool: str) -> str:
+    """Why 'default' cannot be used for `entry`, where its weights are published and which file to pass."""
+    if entry is None:
+        return "checkpoint 'default' needs a model name to find the released weights; pass a file instead"
+    if entry.weights_file is None:
+        return (
+            f"model {entry.name} has no released weights: it runs with random weights (checkpoint none), "
+            f"or pass your own file: {pass_file_hint('checkpoint', 'weights.safetensors', tool)}"
+        )
+    return (
+        f"model {entry.name} has no released 'default' on the Hugging Face Hub: its weights are published at "
+        f"{entry.weights_source}. Download {entry.weights_file} from there and pass it: "
+        f"{pass_file_hint('checkpoint', entry.weights_file, tool)}"
+    )
 
 
 @dataclass
@@ -185,13 +188,15 @@ def load_state_dict_exact(
     return dropped
 
 
-def load_checkpoint_into(model: nn.Module, ref: str | Path, entry: ModelEntry | None = None) -> list[str]:
+def load_checkpoint_into(
+    model: nn.Module, ref: str | Path, entry: ModelEntry | None = None, *, tool: str = "python"
+) -> list[str]:
     """Resolve, read and exactly load a checkpoint reference; returns the keys the model chose to drop.
 
     A model may define `checkpoint_drop_prefixes` (e.g. VGGT without its track head) and
     `checkpoint_filter(state) -> state` (maps a release's names onto its own in one visible place).
     """
-    path = resolve_checkpoint(ref, entry)
+    path = resolve_checkpoint(ref, entry, tool=tool)
     state = read_state_dict(path)
     filt = getattr(model, "checkpoint_filter", None)
     if callable(filt):

@@ -37,6 +37,8 @@ class ModelEntry:
     description: str = ""
     hf_repo: str | None = None  # default Hugging Face repo id of the released weights
     hf_filename: str | None = None  # file inside that repo
+    weights_source: str | None = None  # where released weights not on the Hub are published
+    weights_file: str | None = None  # the file to take from there
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -44,12 +46,18 @@ _families_loaded = False
 
 
 def register_model(
-    name: str, *, description: str = "", hf_repo: str | None = None, hf_filename: str | None = None
+    name: str,
+    *,
+    description: str = "",
+    hf_repo: str | None = None,
+    hf_filename: str | None = None,
+    weights_source: str | None = None,
+    weights_file: str | None = None,
 ) -> Callable[[Callable[[], ReconstructionModel]], Callable[[], ReconstructionModel]]:
-    """Decorator registering a zero-argument builder under `name`."""
+    """Decorator registering a zero-argument builder under `name` (see ModelEntry for the fields)."""
 
     def wrap(builder: Callable[[], ReconstructionModel]) -> Callable[[], ReconstructionModel]:
-        _REGISTRY[name] = ModelEntry(name, builder, description, hf_repo, hf_filename)
+        _REGISTRY[name] = ModelEntry(name, builder, description, hf_repo, hf_filename, weights_source, weights_file)
         return builder
 
     return wrap
@@ -90,6 +98,7 @@ def build_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     adapter: str | Path | None = None,
+    tool: str = "python",
 ) -> ReconstructionModel:
     """Build variant `name`, load `checkpoint` if given, optionally wire in a Fin3R adapter.
 
@@ -97,7 +106,8 @@ def build_model(
     `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
     "default" for the variant's released weights; None leaves random initial weights (tests,
     benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
-    returned in eval mode.
+    returned in eval mode. `tool` ("cli", "ros", "python") sets the syntax of the hint in a
+    "file not found / not cached" error.
     """
     from fin3r_lib.models.checkpoint import load_checkpoint_into
 
@@ -110,13 +120,13 @@ def build_model(
         model = entry.builder()
     model.name = name
     if checkpoint is not None:
-        load_checkpoint_into(model, checkpoint, entry)
+        load_checkpoint_into(model, checkpoint, entry, tool=tool)
     if device.type != "meta":
         model = model.to(device=device, dtype=dtype)
     if adapter:
         from fin3r_lib.adapter import load_adapter
 
-        load_adapter(model, adapter)
+        load_adapter(model, adapter, tool=tool)
     return model.eval()
 
 
@@ -148,6 +158,7 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     adapter: str | Path | None = None,
     seed: int = 0,
+    tool: str = "python",
 ) -> ReconstructionModel:
     """`build_model` for user-facing options (node parameters, CLI flags): every failure is one ModelLoadError.
 
@@ -158,10 +169,10 @@ def load_model(
     ckpt = None if checkpoint is None or str(checkpoint) in ("", "none") else checkpoint
     try:
         if ckpt is not None:
-            return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None)
+            return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None, tool=tool)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = build_model(name, None, device="cpu", dtype=dtype, adapter=adapter or None)
+            model = build_model(name, None, device="cpu", dtype=dtype, adapter=adapter or None, tool=tool)
         bias_random_camera_head(model)
         return model.to(resolve_device(device)).eval()
     except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...

@@ -19,12 +19,26 @@ from fin3r_lib.models.registry import register_model
 __all__ = ["CUT3R", "CUT3RConfig", "CUT3RState", "CUT3RStream"]
 
 
-@register_model("cut3r-512-dpt", description="CUT3R 512 px, DPT heads (cut3r_512_dpt_4_64.pth)")
+#: where the CUT3R authors publish their checkpoints (download links in the README, not on the Hub)
+RELEASE_PAGE = "https://github.com/CUT3R/CUT3R (checkpoint links in its README)"
+
+
+@register_model(
+    "cut3r-512-dpt",
+    description="CUT3R 512 px, DPT heads (cut3r_512_dpt_4_64.pth)",
+    weights_source=RELEASE_PAGE,
+    weights_file="cut3r_512_dpt_4_64.pth",
+)
 def _cut3r_512_dpt() -> CUT3R:
     return CUT3R(CUT3R_512_DPT)
 
 
-@register_model("cut3r-224-linear", description="CUT3R 224 px, linear heads (cut3r_224_linear_4.pth)")
+@register_model(
+    "cut3r-224-linear",
+    description="CUT3R 224 px, linear heads (cut3r_224_linear_4.pth)",
+    weights_source=RELEASE_PAGE,
+    weights_file="cut3r_224_linear_4.pth",
+)
 def _cut3r_224_linear() -> CUT3R:
     return CUT3R(CUT3R_224_LINEAR)
 

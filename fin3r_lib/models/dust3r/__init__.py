@@ -22,18 +22,36 @@ from fin3r_lib.models.registry import register_model
 
 __all__ = ["DUSt3R", "DUSt3RConfig", "PairResult"]
 
+#: where NAVER publishes the DUSt3R and MASt3R checkpoints
+RELEASE_PAGE = "https://github.com/naver/dust3r and https://github.com/naver/mast3r (checkpoint links in their READMEs)"
 
-@register_model("dust3r-512-dpt", description="DUSt3R 512 px, DPT heads (DUSt3R_ViTLarge_BaseDecoder_512_dpt)")
+
+@register_model(
+    "dust3r-512-dpt",
+    description="DUSt3R 512 px, DPT heads (DUSt3R_ViTLarge_BaseDecoder_512_dpt)",
+    weights_source=RELEASE_PAGE,
+    weights_file="DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth",
+)
 def _dust3r_512_dpt() -> DUSt3R:
     return DUSt3R(DUST3R_512_DPT)
 
 
-@register_model("dust3r-512-linear", description="DUSt3R 512 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_512_linear)")
+@register_model(
+    "dust3r-512-linear",
+    description="DUSt3R 512 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_512_linear)",
+    weights_source=RELEASE_PAGE,
+    weights_file="DUSt3R_ViTLarge_BaseDecoder_512_linear.pth",
+)
 def _dust3r_512_linear() -> DUSt3R:
     return DUSt3R(DUST3R_512_LINEAR)
 
 
-@register_model("dust3r-224-linear", description="DUSt3R 224 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_224_linear)")
+@register_model(
+    "dust3r-224-linear",
+    description="DUSt3R 224 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_224_linear)",
+    weights_source=RELEASE_PAGE,
+    weights_file="DUSt3R_ViTLarge_BaseDecoder_224_linear.pth",
+)
 def _dust3r_224_linear() -> DUSt3R:
     return DUSt3R(DUST3R_224_LINEAR)
 

@@ -8,6 +8,7 @@ downstream uses them. Weights: CC BY-NC-SA 4.0 (non-commercial).
 
 from typing import ClassVar
 
+from fin3r_lib.models.dust3r import RELEASE_PAGE
 from fin3r_lib.models.dust3r.config import MAST3R_512, MAST3R_TINY
 from fin3r_lib.models.dust3r.model import DUSt3R
 from fin3r_lib.models.registry import register_model
@@ -22,7 +23,10 @@ class MASt3R(DUSt3R):
 
 
 @register_model(
-    "mast3r-512", description="MASt3R 512 px, metric, descriptors (MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric)"
+    "mast3r-512",
+    description="MASt3R 512 px, metric, descriptors (MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric)",
+    weights_source=RELEASE_PAGE,
+    weights_file="MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth",
 )
 def _mast3r_512() -> MASt3R:
     return MASt3R(MAST3R_512)
