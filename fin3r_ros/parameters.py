@@ -23,6 +23,8 @@ _TYPES = {
     int: ParameterType.PARAMETER_INTEGER,
     float: ParameterType.PARAMETER_DOUBLE,
 }
+#: the ROS name of each parameter type, as `ros2 param describe` prints it
+TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class ParamSpec:
     default: Any
     description: str
     choices: tuple[str, ...] = ()
+
+    @property
+    def type_name(self) -> str:
+        """The parameter's ROS type: bool, integer, double or string."""
+        return TYPE_NAMES[type(self.default)]
 
     def descriptor(self) -> ParameterDescriptor:
         """The ROS descriptor (read-only: the node reads parameters once, at start-up)."""
@@ -261,6 +268,25 @@ def render_tables() -> str:
         default = str(p.default).lower() if isinstance(p.default, bool) else p.default
         shown = f"`{default!s}`" if default != "" else '`""`'
         lines.append(f"| `{p.name}` | {shown} | {_cell(p.description)}{extra} |")
+    return "\n".join(lines) + "\n"
+
+
+USAGE = """usage: reconstruct_node [-h] [--ros-args [-p NAME:=VALUE]... [--params-file FILE] [-r FROM:=TO]...]
+
+Fin3R reconstruction node: camera images in; depth, confidence, clouds, map, pose, path, TF and
+diagnostics out. Parameters are read once, at start-up (a params file: config/reconstruct.yaml).
+Example: reconstruct_node --ros-args -p model:=vggt-tiny -p checkpoint:=none -r image:=/camera/image_raw
+"""
+
+
+def help_text() -> str:
+    """`reconstruct_node --help`: usage, then every parameter with its type, default and description."""
+    defaults = [str(p.default).lower() if isinstance(p.default, bool) else repr(p.default) for p in PARAMETERS]
+    name_width, default_width = max(len(p.name) for p in PARAMETERS), max(map(len, defaults))
+    lines = [USAGE, "parameters (name, type, default, description):"]
+    for p, default in zip(PARAMETERS, defaults, strict=True):
+        extra = f" One of: {', '.join(p.choices)}." if p.choices else ""
+        lines.append(f"  {p.name:<{name_width}}  {p.type_name:<7}  {default:<{default_width}}  {p.description}{extra}")
     return "\n".join(lines) + "\n"
 
 

@@ -48,7 +48,7 @@ from fin3r_ros.conversions import (
 )
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.frame_worker import FrameWorker
-from fin3r_ros.parameters import declare_parameters, session_config
+from fin3r_ros.parameters import declare_parameters, help_text, session_config
 from fin3r_ros.tf_publisher import TfPublisher, points_to_map, to_map
 
 STREAM_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
@@ -265,7 +265,15 @@ class ReconstructNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shutdown; returns 1 (after one error line) when the model or parameters are bad."""
+    """Run the node until shutdown; returns 1 (after one error line) when the model or parameters are bad.
+
+    `-h` / `--help` before `--ros-args` prints the usage and the parameters table and returns 0 (no model load).
+    """
+    argv = sys.argv if args is None else args
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in own or "--help" in own:
+        print(help_text(), end="")
+        return 0
     context = rclpy.Context()
     rclpy.init(args=args, context=context)
     logger = rclpy.logging.get_logger("reconstruct_node")

@@ -1,0 +1,67 @@
+"""The node's console entry point as a user runs it: --help, and params files with mistakes in them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fin3r_ros.parameters import PARAMETERS
+
+# The installed console script's entry point, run in a child that reports which model modules got imported.
+CHILD = """
+import json, sys
+from importlib.metadata import entry_points
+(ep,) = entry_points(group="console_scripts", name="reconstruct_node")
+try:
+    rc = ep.load()()
+finally:
+    heavy = ("peft", "fin3r_lib.adapter", "fin3r_lib.models.vggt", "fin3r_lib.models.cut3r", "fin3r_lib.models.dust3r")
+    print("IMPORTED " + json.dumps(sorted(m for m in sys.modules if m in heavy)), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`reconstruct_node ARGS` through its console entry point, in a fresh process on a private ROS domain."""
+    env = {
+        **os.environ,
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "31"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def imported(done: subprocess.CompletedProcess) -> list[str]:
+    line = next(x for x in done.stderr.splitlines() if x.startswith("IMPORTED "))
+    return json.loads(line[len("IMPORTED ") :])
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_usage_and_every_parameter_without_loading_a_model(flag):
+    done = run_node(flag, "--ros-args", "-p", "model:=vggt-tiny")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("usage: reconstruct_node [-h] [--ros-args")
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith("  ")}
+    assert rows["model"] == ["string", "'vggt-1b'"]
+    assert rows["qos_depth"] == ["integer", "5"]
+    assert rows["voxel_size"][0] == "double"
+    assert rows["reset_on_time_jump"][0] == "bool"
+    assert set(rows) == {p.name for p in PARAMETERS}
+    assert imported(done) == []  # no backbone, adapter or PEFT import: nothing was loaded
+    assert "Traceback" not in done.stderr
+
+
+def test_without_help_the_same_child_does_reach_the_model_factory():
+    """Control for the test above: a start that gets to the model imports the model families."""
+    done = run_node("--ros-args", "-p", "model:=vggt-7b", "-p", "device:=cpu")
+    assert done.returncode == 1
+    assert "unknown model 'vggt-7b'" in done.stderr
+    assert "fin3r_lib.models.vggt" in imported(done)
