@@ -9,6 +9,11 @@ the adapter trains) and the frozen rest. Two levels of use:
 - arrays, for the session, the node and the CLI: `predict(images) -> Reconstruction` on the input
   pixel grid, under `inference_mode`.
 
+Backbones listing `selectable_heads` compute only the outputs asked for (`forward(tensor, heads=...)`,
+`predict(images, heads=...)`): "depth" (depth, depth_conf), "camera" (cam_to_world, intrinsics),
+"points" (the point head: world_points, world_points_conf), CUT3R also "rgb". The outputs computed
+are the same numbers as with every head; the session and the node ask for `SESSION_HEADS` only.
+
 Windowed backends (VGGT) predict S frames jointly. Streaming backends (CUT3R) additionally offer
 `new_stream()`, an object with `step(image) -> FrameResult` and `reset()`.
 """
@@ -36,6 +41,9 @@ PREDICTION_KEYS = (
     "cam_to_world",  # [B, S, 4, 4]
     "intrinsics",  # [B, S, 3, 3] of the model grid
 )
+
+#: the outputs the session (and so the node) reads: it unprojects depth with intrinsics and poses
+SESSION_HEADS = ("depth", "camera")
 
 
 class Stream(Protocol):
@@ -90,6 +98,23 @@ class ReconstructionModel(nn.Module, ABC):
     streaming: ClassVar[bool] = False
     #: dotted path of the encoder's transformer blocks (each with `attn.qkv`), where the adapter goes
     encoder_blocks_path: ClassVar[str] = ""
+    #: heads a `forward(..., heads=...)` call may be limited to; empty: this backbone always computes all
+    selectable_heads: ClassVar[tuple[str, ...]] = ()
+
+    def check_heads(self, heads: Sequence[str] | None) -> frozenset[str]:
+        """The heads to compute for a `heads` request (None: all); InputError for an empty or unknown request."""
+        if heads is None:
+            return frozenset(self.selectable_heads)
+        if isinstance(heads, str) or not heads or not set(heads) <= set(self.selectable_heads):
+            raise InputError(
+                f"{type(self).__name__}: expected heads among {self.selectable_heads} (at least one), got {heads!r}"
+            )
+        return frozenset(heads)
+
+    def heads_request(self, heads: Sequence[str] | None) -> dict[str, tuple[str, ...]]:
+        """Keyword arguments of `forward`/`new_stream` asking for `heads` only: {} when `heads` is None or
+        this backbone cannot skip heads (it then computes them all, a superset)."""
+        return {"heads": tuple(heads)} if heads is not None and self.selectable_heads else {}
 
     def encoder_blocks(self) -> nn.ModuleList:
         """The encoder's transformer blocks (the Fin3R adapter wraps each `attn.qkv`)."""
@@ -112,12 +137,17 @@ class ReconstructionModel(nn.Module, ABC):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Model-grid images [B, S, 3, Hm, Wm] in [0, 1] -> predictions (see PREDICTION_KEYS)."""
 
-    def predict(self, images: Sequence[np.ndarray]) -> Reconstruction:
-        """Reconstruct RGB uint8 images (same size) jointly; results on the input pixel grid."""
+    def predict(self, images: Sequence[np.ndarray], heads: Sequence[str] | None = None) -> Reconstruction:
+        """Reconstruct RGB uint8 images (same size) jointly; results on the input pixel grid.
+
+        `heads` (None: all) must include "depth" and "camera", which a Reconstruction is made of.
+        """
         check_rgb_images(images)
+        if heads is not None and not {"depth", "camera"} <= set(heads):
+            raise InputError(f"predict: expected heads including 'depth' and 'camera', got {heads!r}")
         tensor, mappings = self.prepare(images)
         with torch.inference_mode():
-            pred = self(tensor)
+            pred = self(tensor, **self.heads_request(heads))
         return predictions_to_reconstruction(pred, mappings, self.relative_scale)
 
 
@@ -128,15 +158,18 @@ def predictions_to_reconstruction(
 
     World points are re-derived by unprojecting the resampled depth with the input-grid intrinsics
     and poses, so depth, intrinsics, poses and points stay mutually consistent after resampling;
-    the head's own world points are kept in `extras["head_world_points"]`.
+    the head's own world points are kept in `extras["head_world_points"]`. Without the point head
+    (no `world_points` in `pred`) the points' confidence is the depth confidence they come from.
     """
     mapping = mappings[0]
     depth = pred["depth"][0].float()  # [S, Hm, Wm]
     conf = pred["depth_conf"][0].float()
-    wconf = pred["world_points_conf"][0].float()
-    head_pts = pred["world_points"][0].float().permute(0, 3, 1, 2)  # [S, 3, Hm, Wm]
-    maps = torch.cat([depth[:, None], conf[:, None], wconf[:, None], head_pts], dim=1)
-    on_input = mapping.to_input(maps).cpu().numpy()
+    has_points = "world_points" in pred
+    wconf = pred["world_points_conf"][0].float() if has_points else conf
+    maps = [depth[:, None], conf[:, None], wconf[:, None]]
+    if has_points:
+        maps.append(pred["world_points"][0].float().permute(0, 3, 1, 2))  # [S, 3, Hm, Wm]
+    on_input = mapping.to_input(torch.cat(maps, dim=1)).cpu().numpy()
     k_input = mapping.intrinsics_to_input(pred["intrinsics"][0].double().cpu().numpy())
     poses = pred["cam_to_world"][0].double().cpu().numpy()
     rec = Reconstruction(
@@ -147,7 +180,7 @@ def predictions_to_reconstruction(
         cam_to_world=poses,
         intrinsics=k_input,
         relative_scale=relative_scale,
-        extras={"head_world_points": np.moveaxis(on_input[:, 3:6], 1, -1).astype(np.float32)},
+        extras={"head_world_points": np.moveaxis(on_input[:, 3:6], 1, -1).astype(np.float32)} if has_points else {},
     )
     rec.world_points = rec.unprojected_depth()
     return rec

@@ -17,7 +17,8 @@ Keyframes (see `KeyframeGate`) feed the windowed context and the map; every fram
 A frame whose prediction cannot be placed (also: a non-finite pose, non-finite or non-positive focal
 lengths) raises AlignmentError and leaves the session as it was;
 a frame of another size than the session's first raises InputError (reset to change resolution).
-A frame's own intrinsics and pose are not used: the backbones estimate both.
+A frame's own intrinsics and pose are not used: the backbones estimate both. The backbones compute
+only the heads the session reads (`SESSION_HEADS`: depth and camera), not the point head.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
 from fin3r_lib.geometry import rigid_inverse, unproject_pixels
-from fin3r_lib.models.base import ReconstructionModel, check_rgb_images
+from fin3r_lib.models.base import SESSION_HEADS, ReconstructionModel, check_rgb_images
 from fin3r_lib.models.reconstruction import FrameResult
 from fin3r_lib.session.align import check_finite_pose, check_intrinsics, fit_sim3_robust, transform_frame
 from fin3r_lib.session.config import SessionConfig
@@ -96,7 +97,7 @@ class ReconstructionSession:
         self._pairwise = bool(getattr(model, "pairwise", False))
         self._keyframes: deque[_Keyframe] = deque(maxlen=1 if self._pairwise else c.context_size)
         self._trajectory: deque[tuple[float, np.ndarray]] = deque(maxlen=c.max_trajectory)
-        self._stream = model.new_stream() if model.streaming else None
+        self._stream = model.new_stream(**model.heads_request(SESSION_HEADS)) if model.streaming else None
         self._clear_state()
 
     def _clear_state(self) -> None:
@@ -235,7 +236,7 @@ class ReconstructionSession:
     def _place_windowed(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
         context = list(self._keyframes)
         t0 = time.perf_counter()
-        rec = self.model.predict([kf.rgb for kf in context] + [rgb])
+        rec = self.model.predict([kf.rgb for kf in context] + [rgb], heads=SESSION_HEADS)
         t_model = time.perf_counter() - t0
         if len(rec) != len(context) + 1:
             raise InputError(f"expected {len(context) + 1} frames from the model, got {len(rec)}")

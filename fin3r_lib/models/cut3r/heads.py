@@ -2,13 +2,14 @@
 model, both with the pose head and the pose-conditioned `final_transform` before the world-point head.
 
 Inputs: `layers` = [encoder tokens, decoder output at 1/2, at 3/4, final (pose token first)], each
-[B, N(+1), C], and the patch positions. Outputs (reference names), on the model grid:
+[B, N(+1), C], the patch positions and the heads to run. Outputs (reference names), on the model grid:
 `pts3d_in_self_view` [B, H, W, 3], `conf_self` [B, H, W], `pts3d_in_other_view`, `conf`,
 `rgb` [B, H, W, 3] in [-1, 1], `camera_pose` [B, 7] (see pose.py).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -133,8 +134,19 @@ class LinearMap(Mlp):
         return unpatchify(super().forward(tokens), size, self.patch_size)
 
 
-class _PoseConditionedHead(nn.Module):
-    """Shared part: pose head on the final pose token and the two `final_transform` blocks."""
+#: the outputs a head call can be limited to (see `_PoseConditionedHead.forward`)
+HEADS = ("depth", "camera", "points", "rgb")
+
+
+class _PoseConditionedHead(nn.Module, ABC):
+    """Shared part: pose head on the final pose token, the two `final_transform` blocks, and which maps run.
+
+    Subclasses provide the three dense maps (`self_map`, `cross_map`, `rgb_map`); a call computes only
+    the outputs of the heads asked for, the others' modules are not run.
+    """
+
+    #: the self-view head's z is made positive (the 224 linear model)
+    self_positive_z = False
 
     def __init__(self, cfg: CroCoConfig, rope: RoPE2D) -> None:
         super().__init__()
@@ -143,27 +155,41 @@ class _PoseConditionedHead(nn.Module):
             ConditionModulationBlock(cfg.dec_dim, cfg.dec_heads, 4.0, rope) for _ in range(2)
         )
 
-    def split(self, final: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Final decoder tokens -> (image tokens, pose-conditioned image tokens, pose encoding [B, 7])."""
-        pose_token, tokens = final[:, 0], final[:, 1:]
-        cross = tokens
-        for blk in self.final_transform:
-            cross = blk(cross, pose_token, pos)
-        return tokens, cross, raw_to_pose_encoding(self.pose_head(pose_token))
+    @abstractmethod
+    def self_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Raw self-view map [B, 4, H, W] from the image tokens."""
 
-    @staticmethod
-    def outputs(
-        own: torch.Tensor, other: torch.Tensor, rgb: torch.Tensor, pose: torch.Tensor, self_positive_z: bool = False
+    @abstractmethod
+    def cross_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Raw cross-view map [B, 4, H, W] from the pose-conditioned image tokens."""
+
+    @abstractmethod
+    def rgb_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Raw colour map [B, 3, H, W] from the image tokens."""
+
+    def forward(
+        self, layers: Sequence[torch.Tensor], pos: torch.Tensor, size: tuple[int, int], heads: Sequence[str] = HEADS
     ) -> dict:
-        """Raw self-view [B, 4, H, W], cross-view [B, 4, H, W] and rgb [B, 3, H, W] maps -> the reference's outputs."""
-        return {
-            "pts3d_in_self_view": points_from_raw(own[:, :3], positive_z=self_positive_z),
-            "conf_self": conf_from_raw(own[:, 3]),
-            "rgb": rgb_from_raw(rgb),
-            "camera_pose": pose,
-            "pts3d_in_other_view": points_from_raw(other[:, :3]),
-            "conf": conf_from_raw(other[:, 3]),
-        }
+        """Reference outputs of the heads asked for: "depth" (`pts3d_in_self_view`, `conf_self`), "camera"
+        (`camera_pose`), "points" (`pts3d_in_other_view`, `conf`), "rgb" (`rgb`)."""
+        pose_token, tokens = layers[-1][:, 0], layers[-1][:, 1:]
+        out: dict[str, torch.Tensor] = {}
+        if "depth" in heads:
+            own = self.self_map(layers, tokens, size)
+            out["pts3d_in_self_view"] = points_from_raw(own[:, :3], positive_z=self.self_positive_z)
+            out["conf_self"] = conf_from_raw(own[:, 3])
+        if "rgb" in heads:
+            out["rgb"] = rgb_from_raw(self.rgb_map(layers, tokens, size))
+        if "camera" in heads:
+            out["camera_pose"] = raw_to_pose_encoding(self.pose_head(pose_token))
+        if "points" in heads:
+            cross = tokens
+            for blk in self.final_transform:
+                cross = blk(cross, pose_token, pos)
+            other = self.cross_map(layers, cross, size)
+            out["pts3d_in_other_view"] = points_from_raw(other[:, :3])
+            out["conf"] = conf_from_raw(other[:, 3])
+        return out
 
 
 class DPTPts3dPose(_PoseConditionedHead):
@@ -175,15 +201,20 @@ class DPTPts3dPose(_PoseConditionedHead):
         self.dpt_cross = DPTHead(cfg, 4)
         self.dpt_rgb = DPTHead(cfg, 3)
 
-    def forward(self, layers: Sequence[torch.Tensor], pos: torch.Tensor, size: tuple[int, int]) -> dict:
-        tokens, cross, pose = self.split(layers[-1], pos)
-        own = self.dpt_self([*layers[:-1], tokens], size)
-        other = self.dpt_cross([*layers[:-1], cross], size)
-        return self.outputs(own, other, self.dpt_rgb([*layers[:-1], tokens], size), pose)
+    def self_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.dpt_self([*layers[:-1], tokens], size)
+
+    def cross_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.dpt_cross([*layers[:-1], tokens], size)
+
+    def rgb_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.dpt_rgb([*layers[:-1], tokens], size)
 
 
 class LinearPts3dPose(_PoseConditionedHead):
     """The 224 model's heads: linear `proj` (self view), `rgb_proj`, and `cross_proj` after `final_transform`."""
+
+    self_positive_z = True
 
     def __init__(self, cfg: CroCoConfig, rope: RoPE2D) -> None:
         super().__init__(cfg, rope)
@@ -191,8 +222,11 @@ class LinearPts3dPose(_PoseConditionedHead):
         self.rgb_proj = LinearMap(cfg, 3)
         self.cross_proj = LinearMap(cfg, 4)
 
-    def forward(self, layers: Sequence[torch.Tensor], pos: torch.Tensor, size: tuple[int, int]) -> dict:
-        tokens, cross, pose = self.split(layers[-1], pos)
-        own = self.proj(tokens, size)
-        other = self.cross_proj(cross, size)
-        return self.outputs(own, other, self.rgb_proj(tokens, size), pose, self_positive_z=True)
+    def self_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.proj(tokens, size)
+
+    def cross_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.cross_proj(tokens, size)
+
+    def rgb_map(self, layers: Sequence[torch.Tensor], tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.rgb_proj(tokens, size)

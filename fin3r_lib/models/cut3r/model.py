@@ -10,6 +10,7 @@ the encoder and decoder under autocast, the heads stay fp32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from fin3r_lib.models.cut3r.config import CUT3RConfig
 from fin3r_lib.models.cut3r.decoder import DecoderBlock
 from fin3r_lib.models.cut3r.encoder import PatchEmbed, encoder_blocks, run_encoder
 from fin3r_lib.models.cut3r.focal import intrinsics_from_points
-from fin3r_lib.models.cut3r.heads import DPTPts3dPose, LinearPts3dPose
+from fin3r_lib.models.cut3r.heads import HEADS, DPTPts3dPose, LinearPts3dPose
 from fin3r_lib.models.cut3r.pose import pose_encoding_to_cam_to_world, ray_map
 from fin3r_lib.models.cut3r.pose_retriever import PoseRetriever
 from fin3r_lib.models.cut3r.preprocess import CroCoImageInput
@@ -45,6 +46,7 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
     relative_scale = False
     streaming = True
     encoder_blocks_path = "enc_blocks"
+    selectable_heads = HEADS
 
     def __init__(self, cfg: CUT3RConfig) -> None:
         super().__init__()
@@ -120,9 +122,16 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
         return self.dec_norm_state(state), [*(kept[d] for d in keep), self.dec_norm(img)]
 
     def _recurrent_step(
-        self, feat: torch.Tensor, pos: torch.Tensor, size: tuple[int, int], state: CUT3RState, first: bool
+        self,
+        feat: torch.Tensor,
+        pos: torch.Tensor,
+        size: tuple[int, int],
+        state: CUT3RState,
+        first: bool,
+        heads: Sequence[str] = HEADS,
     ) -> tuple[dict[str, torch.Tensor], CUT3RState]:
-        """Encoder tokens of one view -> (head outputs, next state); the first frame uses the learned pose token."""
+        """Encoder tokens of one view -> (outputs of `heads`, next state); the first frame uses the learned
+        pose token."""
         image_feat = feat.mean(dim=1, keepdim=True)
         if first:
             pose_feat = self.pose_token.expand(feat.shape[0], -1, -1)
@@ -131,13 +140,19 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
         tokens, layers = self._decode(state.tokens, feat, pos, pose_feat)
         memory = self.pose_retriever.update(state.memory, image_feat, layers[-1][:, :1])
         with torch.autocast(feat.device.type, enabled=False):
-            out = self.downstream_head([feat.float(), *(t.float() for t in layers)], pos, size)
+            out = self.downstream_head([feat.float(), *(t.float() for t in layers)], pos, size, heads)
         return out, CUT3RState(tokens.float(), memory.float(), state.frames + 1)
 
     def step_tensor(
-        self, image: torch.Tensor, state: CUT3RState, ray_map: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        state: CUT3RState,
+        ray_map: torch.Tensor | None = None,
+        heads: Sequence[str] | None = None,
     ) -> tuple[dict[str, torch.Tensor], CUT3RState]:
         """One frame [B, 3, H, W] in [0, 1] -> (head outputs, reference names; next state).
+
+        `heads` (None: all of `HEADS`) limits the outputs computed; the next state does not depend on it.
 
         With `ray_map` [B, 6, H, W] (a known camera, see `pose.ray_map`) the view carries both inputs: its
         tokens are the image tokens plus the ray-map tokens at the image's positions (reference
@@ -147,7 +162,8 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
             feat, pos = run_encoder(self.patch_embed, self.enc_blocks, self.enc_norm, (image - 0.5) / 0.5)
             if ray_map is not None:
                 feat = feat + self.encode_ray_map(ray_map)[0]
-            return self._recurrent_step(feat, pos, (image.shape[-2], image.shape[-1]), state, state.frames == 0)
+            size = (image.shape[-2], image.shape[-1])
+            return self._recurrent_step(feat, pos, size, state, state.frames == 0, self.check_heads(heads))
 
     def query_ray_map(self, ray_map: torch.Tensor, state: CUT3RState) -> dict[str, torch.Tensor]:
         """Predict an unseen view given by its ray map [B, 6, H, W] (see `pose.ray_map`) from `state`,
@@ -160,37 +176,51 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
 
     @staticmethod
     def frame_predictions(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Head outputs of one frame -> PREDICTION_KEYS tensors for that frame ([B, ...], no frame axis)."""
-        self_points = out["pts3d_in_self_view"]
-        return {
-            "depth": self_points[..., 2],
-            "depth_conf": out["conf_self"],
-            "world_points": out["pts3d_in_other_view"],
-            "world_points_conf": out["conf"],
-            "cam_to_world": pose_encoding_to_cam_to_world(out["camera_pose"]),
-            "intrinsics": intrinsics_from_points(self_points),
-        }
+        """Head outputs of one frame -> the PREDICTION_KEYS tensors they give ([B, ...], no frame axis).
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Model-grid frames [B, S, 3, H, W] in [0, 1], stepped in order from the initial state."""
+        Depth, its confidence and the intrinsics come from the self-view points ("depth"), the pose from
+        "camera", the world points from "points"; a head not computed gives no keys.
+        """
+        pred = {}
+        if "pts3d_in_self_view" in out:
+            self_points = out["pts3d_in_self_view"]
+            pred["depth"] = self_points[..., 2]
+            pred["depth_conf"] = out["conf_self"]
+            pred["intrinsics"] = intrinsics_from_points(self_points)
+        if "pts3d_in_other_view" in out:
+            pred["world_points"] = out["pts3d_in_other_view"]
+            pred["world_points_conf"] = out["conf"]
+        if "camera_pose" in out:
+            pred["cam_to_world"] = pose_encoding_to_cam_to_world(out["camera_pose"])
+        return pred
+
+    def forward(self, images: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Model-grid frames [B, S, 3, H, W] in [0, 1], stepped in order from the initial state.
+
+        `heads` (None: all) limits the outputs as `frame_predictions` says.
+        """
         state = self.initial_state(images.shape[0])
         frames = []
         for s in range(images.shape[1]):
-            out, state = self.step_tensor(images[:, s], state)
+            out, state = self.step_tensor(images[:, s], state, heads=heads)
             frames.append(self.frame_predictions(out))
         return {k: torch.stack([f[k] for f in frames], dim=1) for k in frames[0]}
 
     # ----- arrays --------------------------------------------------------------------------------
-    def new_stream(self) -> CUT3RStream:
-        """A stream starting from the initial state."""
-        return CUT3RStream(self)
+    def new_stream(self, heads: Sequence[str] | None = None) -> CUT3RStream:
+        """A stream starting from the initial state, computing `heads` (None: all; must give depth and pose)."""
+        return CUT3RStream(self, heads)
 
 
 class CUT3RStream:
     """Frame-by-frame CUT3R: `step(image)` returns that frame's result on its own pixel grid."""
 
-    def __init__(self, model: CUT3R) -> None:
+    def __init__(self, model: CUT3R, heads: Sequence[str] | None = None) -> None:
+        if heads is not None and not {"depth", "camera"} <= set(model.check_heads(heads)):
+            raise InputError(f"CUT3R stream: expected heads including 'depth' and 'camera', got {heads!r}")
         self.model = model
+        #: the heads each step computes (None: all); a step's state does not depend on them
+        self.heads = None if heads is None else tuple(heads)
         self.state: CUT3RState | None = None  # None: the initial state, made on the next step
         self.last_pose = torch.eye(4)  # camera-to-world predicted for the last frame (model units)
 
@@ -211,7 +241,7 @@ class CUT3RStream:
                 k = torch.as_tensor(k_model, dtype=torch.float32)
                 pose = self.last_pose if self.state is not None else torch.eye(4)
                 rays = ray_map(pose, k, tensor.shape[-2], tensor.shape[-1])[None].to(tensor.device)
-            out, self.state = self.model.step_tensor(tensor[None], state, rays)
+            out, self.state = self.model.step_tensor(tensor[None], state, rays, self.heads)
             frame = self.model.frame_predictions(out)
             self.last_pose = frame["cam_to_world"][0].float().cpu()
             pred = {k: v[:, None] for k, v in frame.items()}

@@ -2,7 +2,9 @@
 
 `forward` runs the aggregator (on CUDA under autocast: bf16 where supported, else fp16), keeping
 only the decoder layers the heads read (`keep_layers`, by default `config.head_layers`), then the
-camera, depth and point heads in fp32, the DPT heads over frames in chunks.
+camera, depth and point heads in fp32, the DPT heads over frames in chunks. `heads` limits a call to
+some of the heads (the session's ("depth", "camera") skips the point head); the track head runs only
+through `track_head` itself, never in `forward`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class VGGT(ReconstructionModel):
 
     relative_scale = True
     encoder_blocks_path = "aggregator.patch_embed.blocks"
+    selectable_heads = ("depth", "camera", "points")
 
     def __init__(self, config: VGGTConfig) -> None:
         super().__init__()
@@ -93,14 +96,16 @@ class VGGT(ReconstructionModel):
             )
         return images
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Images [B, S, 3, H, W] (or [S, 3, H, W]) in [0, 1] -> predictions on the model grid.
 
         Keys: PREDICTION_KEYS, plus `pose_enc` [B, S, 9] (last iteration) and `pose_enc_iters`
-        [iterations, B, S, 9] (every iteration, for the camera loss).
+        [iterations, B, S, 9] (every iteration, for the camera loss). `heads` (None: all) keeps only
+        the keys of those heads: "depth" (depth, depth_conf), "camera" (cam_to_world, intrinsics,
+        pose_enc, pose_enc_iters), "points" (world_points, world_points_conf).
         """
+        wanted = self.check_heads(heads)
         images = self._check(images)
-        cfg = self.config
         hw = (images.shape[-2], images.shape[-1])
         amp = autocast_dtype(images.device)
         ctx = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
@@ -110,16 +115,24 @@ class VGGT(ReconstructionModel):
         with heads_ctx:
             head_dtype = self.depth_head.norm.weight.dtype  # fp32 unless the model was built in another dtype
             tokens = {k: v.to(head_dtype) for k, v in tokens.items()}
+            out: dict[str, torch.Tensor] = {}
+            if "camera" in wanted:
+                out.update(self._camera(tokens, hw))
             start = self.aggregator.patch_start_idx
-            pose_iters = self.camera_head(tokens[cfg.depth - 1][:, :, 0], cfg.camera_iterations)
-            depth, depth_conf = self.depth_head(tokens, hw, start, self.frames_chunk_size)
-            points, points_conf = self.point_head(tokens, hw, start, self.frames_chunk_size)
-            extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_iters[-1], hw)
+            if "depth" in wanted:
+                depth, out["depth_conf"] = self.depth_head(tokens, hw, start, self.frames_chunk_size)
+                out["depth"] = depth[..., 0]
+            if "points" in wanted:
+                points = self.point_head(tokens, hw, start, self.frames_chunk_size)
+                out["world_points"], out["world_points_conf"] = points
+        return out
+
+    def _camera(self, tokens: dict[int, torch.Tensor], hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The camera head on the last layer's camera tokens -> poses, intrinsics and pose encodings."""
+        cfg = self.config
+        pose_iters = self.camera_head(tokens[cfg.depth - 1][:, :, 0], cfg.camera_iterations)
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_iters[-1], hw)
         return {
-            "depth": depth[..., 0],
-            "depth_conf": depth_conf,
-            "world_points": points,
-            "world_points_conf": points_conf,
             "cam_to_world": extrinsics_to_cam_to_world(extrinsics),
             "intrinsics": intrinsics,
             "pose_enc": pose_iters[-1],
