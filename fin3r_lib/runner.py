@@ -74,6 +74,16 @@ class RunSummary:
         return doc
 
 
+def skip_reason(exc: BaseException) -> str:
+    """How a frame's error is reported: "<ErrorClass>: <message>" (`error_kind` reads the class back)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_kind(reason: str) -> str:
+    """The error class a `skip_reason` names."""
+    return reason.partition(":")[0]
+
+
 def frame_source(frame: Frame) -> str:
     """How a frame is named in skip reports: its `source`, else its index and stamp."""
     if frame.source:
@@ -136,7 +146,7 @@ class Runner:
             prepared = self.prepare(frame)
             result = self.session.process(prepared)
         except Fin3rError as exc:
-            self._skip(frame_source(frame), f"{type(exc).__name__}: {exc}")
+            self._skip(frame_source(frame), skip_reason(exc))
             return None
         self.frames += 1
         self.resets += result.was_reset

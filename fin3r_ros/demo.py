@@ -1,11 +1,12 @@
-"""Play a recorded sequence through the real reconstruction node, in one process, and save what it publishes.
+"""Play a recorded sequence through the real reconstruction node, in one process: `fin3r reconstruct` via ROS.
 
 Input: a folder of images (optionally only the files matching `--pattern`), a video or a bag
 (`fin3r_lib.data.sources.open_frames`). Each frame is published as sensor_msgs/Image (with a
 CameraInfo when intrinsics are known) to a `ReconstructNode`; the next frame goes when the node has
-handled the previous one, so nothing is dropped. Saved under `--out`: `map.ply` (the last `map`, map
-frame), `depth/NNNNNN.png|.npy` (every `depth`), `trajectory.tum` (every `pose`, map frame),
-`intrinsics.json` (every `depth/camera_info`), `map_preview.png` and `depth_preview.png`.
+handled the previous one, so nothing is dropped. The node's runner gets an `OutputFolder` sink
+besides its ROS publishers, so `--out` holds what `fin3r reconstruct` writes (depth, confidence,
+frames.jsonl, trajectory.txt, map.ply, intrinsics.json, previews, summary.json), from the same
+runner the robot runs.
 
 `--checkpoint none` (the default with `vggt-tiny`) runs small random weights: the files show the
 pipeline working, not a meaningful reconstruction (no trained tiny checkpoint exists).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,24 +28,17 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import open_frames
-from fin3r_lib.outputs import write_depth, write_intrinsics, write_ply, write_previews, write_tum
-from fin3r_ros.conversions import (
-    cloud_to_arrays,
-    depth_image_to_array,
-    model_to_camera_info,
-    pose_to_matrix,
-    rgb_to_image,
-    seconds_to_stamp,
-    stamp_to_seconds,
-)
+from fin3r_lib.errors import Fin3rError
+from fin3r_lib.output_folder import OutputFolder, check_output_folder
+from fin3r_lib.runner import Sink
+from fin3r_ros.conversions import model_to_camera_info, rgb_to_image, seconds_to_stamp
 from fin3r_ros.reconstruct_node import ReconstructNode
-from fin3r_ros.tf_publisher import MAP_FROM_OPTICAL_WORLD
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
@@ -52,7 +46,6 @@ DEFAULT_PATTERN = "*.color.png"  # the 7-Scenes layout: colour and depth PNGs si
 DEFAULT_INTRINSICS = "camera-intrinsics.txt"
 CAMERA_FRAME = "camera_optical_frame"
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
@@ -77,12 +70,10 @@ def read_frames(path: Path, pattern: str | None, fps: float) -> Iterator[Frame]:
 
 @dataclass
 class Recording:
-    """What the demo's recorder received from the node."""
+    """What the demo's recorder received from the node's topics."""
 
     depth: list[Image] = field(default_factory=list)
-    info: list[CameraInfo] = field(default_factory=list)
     pose: list[PoseStamped] = field(default_factory=list)
-    map: list[PointCloud2] = field(default_factory=list)
 
 
 def play(
@@ -92,14 +83,20 @@ def play(
     model: Any = None,
     max_frames: int | None = None,
     timeout_s: float = 120.0,
+    sinks: Sequence[Sink] = (),
 ) -> tuple[Recording, dict[str, int]]:
-    """Publish `frames` to a ReconstructNode (built from `params`, or around `model`) and record its outputs."""
+    """Publish `frames` to a ReconstructNode (built from `params`, or around `model`) and record its outputs.
+
+    `sinks` (e.g. an `OutputFolder`) get the node's runner results too; the run is finished for them at the end.
+    """
     context = Context()
     rclpy.init(args=[], context=context)
     rec = Recording()
     try:
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         node = ReconstructNode(model, context=context, parameter_overrides=overrides)
+        for sink in sinks:
+            node.add_sink(sink)
         player = rclpy.create_node("demo_player", context=context)
         recorder = rclpy.create_node("demo_recorder", context=context)
         executor = SingleThreadedExecutor(context=context)
@@ -108,9 +105,7 @@ def play(
         pub_image = player.create_publisher(Image, "image", SENSOR)
         pub_info = player.create_publisher(CameraInfo, "camera_info", SENSOR)
         recorder.create_subscription(Image, "depth", rec.depth.append, RELIABLE)
-        recorder.create_subscription(CameraInfo, "depth/camera_info", rec.info.append, RELIABLE)
         recorder.create_subscription(PoseStamped, "pose", rec.pose.append, RELIABLE)
-        recorder.create_subscription(PointCloud2, "map", rec.map.append, LATCHED)
 
         def spin_until(predicate, timeout: float) -> bool:
             deadline = time.monotonic() + timeout
@@ -134,16 +129,9 @@ def play(
             if not spin_until(lambda n=handled: node.worker.handled > n and node.worker.wait_idle(0.0), timeout_s):
                 raise RuntimeError(f"the node did not handle frame {sent} within {timeout_s} s")
             sent += 1
-        # every handled frame publishes depth, camera_info and pose: wait for all three of the last one
-        spin_until(
-            lambda: (
-                len(rec.depth) + sum(node.stats.errors.values()) >= sent
-                and len(rec.pose) == len(rec.info) == len(rec.depth)
-            ),
-            5.0,
-        )
-        if node.session.num_keyframes:
-            spin_until(lambda: bool(rec.map) and rec.map[-1].width > 0, 5.0)
+        summary = node.finish()
+        # every reconstructed frame publishes depth and pose: wait for those of the last one
+        spin_until(lambda: len(rec.depth) >= summary.frames and len(rec.pose) == len(rec.depth), 5.0)
         counts = {"sent": sent, "published": len(rec.depth), "rejected": sum(node.stats.errors.values())}
         node.destroy_node()
         return rec, counts
@@ -151,35 +139,11 @@ def play(
         context.try_shutdown()
 
 
-def save(rec: Recording, out: Path) -> list[Path]:
-    """Write the recording's files (see the module docstring); returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    depths = []
-    for i, msg in enumerate(rec.depth):
-        depth = depth_image_to_array(msg)
-        written += write_depth(out / "depth", f"{i:06d}", depth)
-        depths.append((f"{stamp_to_seconds(msg.header.stamp):.3f} s", depth))
-    stamps = [stamp_to_seconds(p.header.stamp) for p in rec.pose]
-    poses = np.stack([pose_to_matrix(p) for p in rec.pose]) if rec.pose else np.zeros((0, 4, 4))
-    written.append(write_tum(out / "trajectory.tum", stamps, poses))
-    if rec.info:
-        ks = np.stack([np.reshape(m.k, (3, 3)) for m in rec.info])
-        written.append(write_intrinsics(out / "intrinsics.json", ks, (rec.info[-1].height, rec.info[-1].width)))
-    cloud = cloud_to_arrays(rec.map[-1]) if rec.map else {"points": np.zeros((0, 3)), "rgb": np.zeros((0, 3), np.uint8)}
-    written.append(write_ply(out / "map.ply", cloud["points"], cloud["rgb"]))
-    # previews are drawn in the first camera's optical axes (seen from above = its x-z plane)
-    optical_points = cloud["points"] @ MAP_FROM_OPTICAL_WORLD[:3, :3]
-    optical_poses = np.linalg.inv(MAP_FROM_OPTICAL_WORLD) @ poses
-    written += write_previews(out, optical_points, cloud["rgb"], depths[-4:], optical_poses)
-    return written
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: `python -m fin3r_ros.demo [input] [--out DIR] [--model NAME] [--checkpoint REF] ...`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT, help="image folder, video or bag")
-    parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
+    parser.add_argument("--out", type=Path, default=None, help="an empty or new folder (default: out/demo/<time>)")
     parser.add_argument("--model", default="vggt-tiny")
     parser.add_argument("--checkpoint", default="none", help="weights (see the node's checkpoint parameter)")
     parser.add_argument("--device", default="auto")
@@ -199,17 +163,23 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "device": args.device,
         "input_max_side": args.input_max_side,
-        "map_rate_hz": 1000.0,  # every map change is recorded; the last one is saved
         "qos_depth": 10,
     }
+    settings = {"input": str(args.input.resolve()), "pattern": pattern, **params}
+    out = args.out or REPO / "out" / "demo" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        check_output_folder(out, resume=False)
+    except Fin3rError as exc:
+        print(f"fin3r demo: {exc}", file=sys.stderr)
+        return 2
     model = random_model(args.model) if args.checkpoint == "none" else None
     started = time.perf_counter()
-    rec, counts = play(read_frames(args.input, pattern, args.fps), intrinsics, params, model, args.max_frames)
-    written = save(rec, args.out)
+    frames = read_frames(args.input, pattern, args.fps)
+    _, counts = play(frames, intrinsics, params, model, args.max_frames, sinks=[OutputFolder(out, settings)])
     print(
         f"demo: {counts['sent']} frames of {args.input} through reconstruct_node ({args.model}, checkpoint "
         f"{args.checkpoint}) in {time.perf_counter() - started:.1f} s: {counts['published']} published, "
-        f"{counts['rejected']} rejected; {len(written)} files in {args.out}"
+        f"{counts['rejected']} rejected; outputs in {out}"
     )
     return 0 if counts["published"] else 1
 

@@ -16,6 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.runner import RunnerOptions
 from fin3r_lib.session.config import SessionConfig
 
 _TYPES = {
@@ -252,6 +253,11 @@ def declare_parameters(node: Node) -> dict[str, Any]:
 def session_config(values: dict[str, Any]) -> SessionConfig:
     """The `SessionConfig` of a parameter dict (ints given for float settings are accepted)."""
     return SessionConfig(**{f.name: values[f.name] for f in fields(SessionConfig)})
+
+
+def runner_options(values: dict[str, Any]) -> RunnerOptions:
+    """The `RunnerOptions` of a parameter dict: the same options `fin3r reconstruct` takes."""
+    return RunnerOptions(input_max_side=values["input_max_side"], session=session_config(values))
 
 
 def _cell(text: Any) -> str:

@@ -22,7 +22,7 @@ from .image import (
     rgb_to_image,
 )
 from .pointcloud import cloud_to_arrays, points_to_cloud
-from .stamp import seconds_to_stamp, stamp_to_seconds
+from .stamp import ns_to_stamp, seconds_to_stamp, stamp_to_ns, stamp_to_seconds
 from .transform import matrix_to_pose, matrix_to_transform, pose_to_matrix, transform_to_matrix
 
 __all__ = [
@@ -39,12 +39,14 @@ __all__ = [
     "matrix_to_pose",
     "matrix_to_transform",
     "model_to_camera_info",
+    "ns_to_stamp",
     "points_to_cloud",
     "pose_to_matrix",
     "rgb_to_compressed",
     "rgb_to_image",
     "scale_intrinsics",
     "seconds_to_stamp",
+    "stamp_to_ns",
     "stamp_to_seconds",
     "transform_to_matrix",
 ]

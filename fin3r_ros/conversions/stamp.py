@@ -26,3 +26,16 @@ def seconds_to_stamp(seconds: float) -> Time:
     if not _SEC_RANGE[0] <= sec <= _SEC_RANGE[1]:
         raise ConversionError(f"seconds_to_stamp: expected seconds within int32 range {_SEC_RANGE}, got {seconds}")
     return Time(sec=sec, nanosec=nanosec)
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Integer nanoseconds of a stamp (exact)."""
+    return stamp.sec * _NS + stamp.nanosec
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Stamp of integer nanoseconds (exact); 0 <= nanosec < 1e9."""
+    sec, nanosec = divmod(int(ns), _NS)
+    if not _SEC_RANGE[0] <= sec <= _SEC_RANGE[1]:
+        raise ConversionError(f"ns_to_stamp: expected nanoseconds within int32 seconds {_SEC_RANGE}, got {ns}")
+    return Time(sec=sec, nanosec=nanosec)
