@@ -3,7 +3,8 @@
 The bags hold, per camera `NS`: `NS/image_raw` (rgb8 or bgr8 Image) or `NS/image_raw/compressed` (JPEG
 CompressedImage), `NS/camera_info`, and, when poses are given, `/tf` (map -> NS_link, one sample per
 `tf_every` images) and `/tf_static` (NS_link -> NS_optical, a fixed non-trivial transform), such that
-map -> NS_optical is the given camera-to-world pose at each image stamp.
+map -> NS_optical is the given camera-to-world pose at each image stamp; with `depth_mm`, an aligned
+`NS/depth/image_raw` (16UC1 millimetres, REP 118) at the colour stamps plus `depth_offset_ns`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class CameraSpec:
     tf_every: int = 1
     camera_info: bool = True
     broken_jpeg: Sequence[int] = ()  # images whose JPEG payload is cut to its first 200 bytes
+    depth_mm: np.ndarray | None = None  # (N, H, W) uint16, written as NS/depth/image_raw
+    depth_offset_ns: int = 0
+
+    @property
+    def depth_topic(self) -> str:
+        return f"{self.ns}/depth/image_raw"
 
     @property
     def image_topic(self) -> str:
@@ -80,6 +87,21 @@ def _image(ts, cam: CameraSpec, i: int, ns: int, ros1: bool):
     data = np.ascontiguousarray(pixels).reshape(-1)
     return ts.types["sensor_msgs/msg/Image"](
         header=header, height=h, width=w, encoding=cam.encoding, is_bigendian=0, step=w * 3, data=data
+    )
+
+
+def _depth(ts, cam: CameraSpec, i: int, ns: int, ros1: bool):
+    depth = np.ascontiguousarray(cam.depth_mm[i], dtype="<u2")
+    h, w = depth.shape
+    header = _header(ts, ns, cam.ns.strip("/") + "_optical", ros1)
+    return ts.types["sensor_msgs/msg/Image"](
+        header=header,
+        height=h,
+        width=w,
+        encoding="16UC1",
+        is_bigendian=0,
+        step=w * 2,
+        data=depth.view(np.uint8).reshape(-1),
     )
 
 
@@ -132,6 +154,9 @@ def bag_messages(ts, cameras: Sequence[CameraSpec], ros1: bool) -> list[tuple[st
                 info = _camera_info(ts, cam, ns, ros1)
                 out.append((f"{cam.ns}/camera_info", "sensor_msgs/msg/CameraInfo", ns, info))
             out.append((cam.image_topic, image_type, ns, _image(ts, cam, i, ns, ros1)))
+            if cam.depth_mm is not None:
+                depth_ns = ns + cam.depth_offset_ns
+                out.append((cam.depth_topic, "sensor_msgs/msg/Image", depth_ns, _depth(ts, cam, i, depth_ns, ros1)))
             if cam.poses is not None and (i % cam.tf_every == 0 or i == len(stamps) - 1):
                 link = cam.poses[i] @ np.linalg.inv(STATIC_LINK_TO_OPTICAL)
                 out.append(("/tf", "tf2_msgs/msg/TFMessage", ns, _tf(ts, "map", f"{name}_link", link, ns, ros1)))

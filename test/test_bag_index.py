@@ -93,6 +93,7 @@ def test_cdr_transforms_match_rosbags():
             stamped("map", "odom_x", 12, 500_000_000, (1.5, -2.0, 0.25), (0.0, 0.0, 0.6, 0.8)),
             stamped("odom_x", "base_link1", 13, 7, (0.0, 1e-3, -4.0), (0.5, 0.5, 0.5, 0.5)),
             stamped("b", "cam", 0, 1, (3.0, 2.0, 1.0), (1.0, 0.0, 0.0, 0.0)),
+            stamped("map", "c", 1491682360, 314066469, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
         ]
     )
     raw = ts.serialize_cdr(msg, "tf2_msgs/msg/TFMessage")
@@ -100,7 +101,7 @@ def test_cdr_transforms_match_rosbags():
         (
             tr.header.frame_id,
             tr.child_frame_id,
-            tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9,
+            int(f"{tr.header.stamp.sec}{tr.header.stamp.nanosec:09d}"),  # exact integer nanoseconds
             (tr.transform.translation.x, tr.transform.translation.y, tr.transform.translation.z),
             (tr.transform.rotation.x, tr.transform.rotation.y, tr.transform.rotation.z, tr.transform.rotation.w),
         )

@@ -17,7 +17,10 @@ from bag_fixtures import (
 )
 from rosbags.typesys import Stores
 
-from fin3r_lib.data.bag import BagError, ReadReport, camera_namespace, iter_bag_frames, list_topics
+from fin3r_lib.data.bag import iter_bag_frames
+from fin3r_lib.data.bag_open import list_topics
+from fin3r_lib.data.bag_report import BagError, ReadReport
+from fin3r_lib.data.bag_topics import camera_namespace
 
 N = 10
 

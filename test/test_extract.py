@@ -7,7 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from bag_fixtures import T0_NS, CameraSpec, rigid, write_bag
+from bag_fixtures import PERIOD_NS, T0_NS, CameraSpec, rigid, write_bag
 
 from fin3r_lib.cli.main import main
 from fin3r_lib.data.dataset import MANIFEST, SUMMARY, DatasetError, FrameDataset, FrameDatasetWriter
@@ -86,9 +86,11 @@ def test_dataset_reads_back_pixels_K_and_poses(tmp_path, bag, scene):
         np.testing.assert_array_equal(frame.rgb, rgb[i])
         np.testing.assert_array_equal(frame.intrinsics, K)
         np.testing.assert_allclose(frame.cam_to_world, poses[i], atol=1e-6)
-        assert frame.stamp == pytest.approx(T0_NS * 1e-9 + 0.1 * i, abs=1e-6) and frame.camera == "cam"
+        assert frame.stamp_ns == T0_NS + i * PERIOD_NS and frame.camera == "cam"
+        assert frame.stamp == pytest.approx(T0_NS * 1e-9 + 0.1 * i, abs=1e-6)
     record = ds.records[0]
-    assert record["file"] == "images/cam/000000.png" and record["size"] == [480, 640]
+    assert record["file"] == f"images/cam/{T0_NS}.png" and record["size"] == [480, 640]
+    assert record["source"] == f"{bag}#/cam/image_raw@0" and record["depth"] is None
     assert record["reason"] == "first frame of the camera" and record["frame_id"] == "cam_optical"
     assert ds.summary["frames_kept"] == N and ds.summary["reports"][0]["lost"] == 0
     selection = (tmp_path / "ds" / "selection.jsonl").read_text().splitlines()

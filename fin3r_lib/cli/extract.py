@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from rosbags.typesys import Stores
 
-from fin3r_lib.data.bag import list_topics
-from fin3r_lib.data.extract import ExtractOptions, extract_frames
+from fin3r_lib.data.bag_open import list_topics
+from fin3r_lib.data.extract import ExtractInterrupted, ExtractOptions, extract_frames
 from fin3r_lib.data.selection import SelectionConfig
 
 NAME = "extract"
@@ -25,6 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="dataset folder to write (a re-run resumes it)")
     parser.add_argument(
         "--topic", action="append", dest="topics", help="image topic (repeatable; default: every colour image topic)"
+    )
+    parser.add_argument(
+        "--depth-topic",
+        action="append",
+        dest="depth_topics",
+        help="aligned depth Image topic, one per colour topic in the same order (repeatable): ground-truth depth",
+    )
+    parser.add_argument(
+        "--depth-tolerance", type=float, default=0.02, help="max stamp difference (s) pairing depth to colour"
     )
     parser.add_argument("--list", action="store_true", help="list the topics with types and counts, and exit")
     parser.add_argument("--format", choices=("png", "jpeg"), default="png", help="image file format (default png)")
@@ -50,8 +60,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run `fin3r extract`; prints what was written and any damaged bag."""
+    """Run `fin3r extract`; prints what was written and any damaged bag (Ctrl-C / SIGTERM: where it stopped)."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    except ExtractInterrupted as exc:
+        print(f"fin3r extract: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("fin3r extract: interrupted; run the same command again to resume", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.list:
         for info in list_topics(args.bags, Stores(args.typestore) if args.typestore else None):
             print(f"{info.topic}\t{info.msgtype}\t{info.count}")
@@ -61,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = ExtractOptions(
         topics=tuple(args.topics) if args.topics else None,
+        depth_topics=tuple(args.depth_topics or ()),
+        depth_tolerance=args.depth_tolerance,
         image_format=args.format,
         jpeg_quality=args.jpeg_quality,
         fixed_frame=args.fixed_frame,
@@ -79,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     for report in result.reports:
         if report.damaged:
             print(f"warning: damaged bag: {report}", file=sys.stderr)
+    depthless = sum(r.no_depth for r in result.reports)
     print(
         f"{result.out}: kept {result.kept} of {result.considered} frames "
         f"({result.written} written, {result.skipped} already done)"
+        + (f"; {depthless} frames without a depth image within the tolerance" if depthless else "")
     )
     return 0

@@ -17,7 +17,7 @@ _U32 = struct.Struct("<I")
 _STAMP = struct.Struct("<iI")  # header.stamp.sec, .nanosec
 _TRANSFORM = struct.Struct("<7d")  # translation x y z, rotation x y z w
 
-Transform = tuple[str, str, float, tuple[float, float, float], tuple[float, float, float, float]]
+Transform = tuple[str, str, int, tuple[float, float, float], tuple[float, float, float, float]]
 
 
 class CdrError(InputError):
@@ -60,12 +60,12 @@ def _transforms(c: _Cursor) -> list[Transform]:
         sec, nanosec = c.take(_STAMP, 4)
         parent, child = c.string(), c.string()
         tx, ty, tz, qx, qy, qz, qw = c.take(_TRANSFORM, 8)
-        out.append((parent, child, sec + nanosec * 1e-9, (tx, ty, tz), (qx, qy, qz, qw)))
+        out.append((parent, child, sec * 1_000_000_000 + nanosec, (tx, ty, tz), (qx, qy, qz, qw)))
     return out
 
 
 def cdr_transforms(raw: bytes | memoryview) -> list[Transform]:
-    """(parent, child, stamp seconds, translation, quaternion x y z w) of each transform of a CDR TFMessage."""
+    """(parent, child, stamp in integer ns, translation, quaternion x y z w) of each transform of a CDR TFMessage."""
     return _parsed("TFMessage", raw, _transforms)
 
 

@@ -1,9 +1,12 @@
 """A frame dataset on disk: images, a JSON-lines manifest, the selection log and a summary.
 
 Layout of a dataset folder:
-- `images/<camera>/<index>.png|jpg`: one file per kept frame (`index` = the frame's index in its stream);
-- `manifest.jsonl`: one line per kept frame: file, stamp, camera, frame_id, index, K, distortion,
-  size (height, width), pose (4x4 camera-to-world or null), reason;
+- `images/<camera>/<stamp_ns>.png|jpg`: one file per kept frame, named by its stamp in integer
+  nanoseconds (unique across bags: two frames of a camera with one stamp are an error);
+- `depth/<camera>/<stamp_ns>.tiff`: the frame's aligned depth, float32 metres, 0 where invalid (when known);
+- `manifest.jsonl`: one line per kept frame: file, depth (file or null), stamp_ns, source (bag and
+  message), camera, frame_id, index (in its stream of its bag), K, distortion, size (height, width),
+  pose (4x4 camera-to-world or null), reason;
 - `selection.jsonl`: every frame considered, kept or not, with its reason (written when the run ends);
 - `settings.json`: the extraction settings (a re-run with other settings is refused);
 - `summary.json`: counts and read reports (written when the run ends).
@@ -30,6 +33,8 @@ SELECTION = "selection.jsonl"
 SETTINGS = "settings.json"
 SUMMARY = "summary.json"
 IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
+DEPTH_SUFFIX = ".tiff"
+_TIFF_LZW = [cv2.IMWRITE_TIFF_COMPRESSION, 5]  # lossless
 _PART = ".part"
 
 
@@ -73,11 +78,18 @@ def _matrix(value) -> list | None:
     return None if value is None else np.asarray(value, dtype=np.float64).tolist()
 
 
-def frame_record(frame: Frame, file: str, reason: str) -> dict:
+def frame_stamp_ns(frame: Frame) -> int:
+    """The frame's stamp in integer nanoseconds (from its float seconds when the source had none)."""
+    return int(frame.stamp_ns) if frame.stamp_ns is not None else round(frame.stamp * 1e9)
+
+
+def frame_record(frame: Frame, file: str, depth_file: str | None, reason: str) -> dict:
     """The manifest line of a kept frame."""
     return {
         "file": file,
-        "stamp": frame.stamp,
+        "depth": depth_file,
+        "stamp_ns": frame_stamp_ns(frame),
+        "source": frame.source,
         "camera": frame.camera,
         "frame_id": frame.frame_id,
         "index": frame.index,
@@ -123,33 +135,53 @@ class FrameDatasetWriter:
         with manifest.open("ab") as f:  # drop a line cut by the interruption
             f.truncate(valid)
         self._manifest = manifest.open("ab")
+        self._sources: dict[str, str] = {}  # file -> source of the frame that took it in this run
         self.decisions: list[dict] = []
         self.written = 0
         self.skipped = 0
 
-    def file_for(self, frame: Frame) -> str:
-        """Path of a frame's image, relative to the dataset root."""
-        return f"images/{frame.camera}/{frame.index:06d}{self.suffix}"
+    def file_for(self, frame: Frame, kind: str = "images", suffix: str | None = None) -> str:
+        """Path of a frame's image (or, with kind "depth", depth) file, relative to the dataset root."""
+        return f"{kind}/{frame.camera}/{frame_stamp_ns(frame)}{suffix or self.suffix}"
+
+    def _claim(self, frame: Frame, file: str) -> None:
+        """Note that `frame` takes `file` in this run; a second frame of the camera with its stamp is an error."""
+        if file in self._sources:
+            raise DatasetError(
+                f"two frames of camera {frame.camera!r} have stamp {frame_stamp_ns(frame)} ns: "
+                f"{self._sources[file]} and {frame.source}; extract these bags into separate folders"
+            )
+        self._sources[file] = frame.source
+
+    def _write_image(self, file: str, image: np.ndarray, params: list[int]) -> None:
+        path = self.root / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(path.suffix, image, params)
+        if not ok:
+            raise DatasetError(f"could not encode {file} ({image.dtype} {image.shape})")
+        write_atomic(path, encoded.tobytes())
 
     def add(self, frame: Frame, keep: bool, reason: str, **measures: float | None) -> None:
-        """Record the decision on `frame`; write its image and manifest line when kept and not yet done."""
+        """Record the decision on `frame`; write its image (and depth) and manifest line when kept and not yet done."""
         self.decisions.append(
-            {"camera": frame.camera, "index": frame.index, "stamp": frame.stamp, "keep": keep, "reason": reason}
+            {"camera": frame.camera, "index": frame.index, "stamp_ns": frame_stamp_ns(frame), "source": frame.source}
+            | {"keep": keep, "reason": reason}
             | {k: v for k, v in measures.items() if v is not None and np.isfinite(v)}
         )
         if not keep:
             return
         file = self.file_for(frame)
+        self._claim(frame, file)
         if file in self.done:
             self.skipped += 1
             return
-        path = self.root / file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(self.suffix, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), self.params)
-        if not ok:
-            raise DatasetError(f"could not encode {file} ({frame.rgb.dtype} {frame.rgb.shape})")
-        write_atomic(path, encoded.tobytes())
-        self._manifest.write((json.dumps(frame_record(frame, file, reason)) + "\n").encode())
+        depth_file = None
+        if frame.depth is not None:  # invalid (NaN, non-positive) stored as 0, as depth sensors write it
+            depth = frame.depth.astype(np.float32)
+            depth_file = self.file_for(frame, "depth", DEPTH_SUFFIX)
+            self._write_image(depth_file, np.where(np.isfinite(depth) & (depth > 0), depth, 0), _TIFF_LZW)
+        self._write_image(file, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), self.params)
+        self._manifest.write((json.dumps(frame_record(frame, file, depth_file, reason)) + "\n").encode())
         self._manifest.flush()
         self.done.add(file)
         self.written += 1
@@ -172,6 +204,16 @@ class FrameDatasetWriter:
         self._manifest.close()
 
 
+def read_depth_file(path: Path) -> np.ndarray:
+    """A dataset's depth file as float32 metres, NaN where invalid (stored as 0)."""
+    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.float32 or depth.ndim != 2:
+        got = "an unreadable file" if depth is None else f"{depth.dtype} {depth.shape}"
+        raise DatasetError(f"{path}: expected a float32 single-channel depth image listed in the manifest, got {got}")
+    depth[depth == 0] = np.nan
+    return depth
+
+
 class FrameDataset:
     """An extracted frame dataset, read back as `Frame`s: `len(ds)`, `ds[i]`, `for frame in ds`."""
 
@@ -192,9 +234,13 @@ class FrameDataset:
         if bgr is None:
             raise DatasetError(f"cannot read image {self.root / r['file']} listed in the manifest")
         array = {k: None if r[k] is None else np.asarray(r[k], dtype=np.float64) for k in ("K", "distortion", "pose")}
+        depth = r.get("depth")
         return Frame(
             rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-            stamp=float(r["stamp"]),
+            stamp=int(r["stamp_ns"]) / 1e9,
+            stamp_ns=int(r["stamp_ns"]),
+            depth=None if depth is None else read_depth_file(self.root / depth),
+            source=r.get("source", ""),
             camera=r["camera"],
             frame_id=r["frame_id"],
             intrinsics=array["K"],
