@@ -13,6 +13,14 @@ class InputError(Fin3rError, ValueError):
     """An input (image, array, file) does not have the expected type, shape or content."""
 
 
+class SettingError(InputError):
+    """A setting of a config dataclass out of its range: `owner.name: expected ..., got ...`."""
+
+    def __init__(self, owner: str, name: str, expected: str, value: object) -> None:
+        super().__init__(f"{owner}.{name}: expected {expected}, got {value!r}")
+        self.name, self.expected, self.value = name, expected, value
+
+
 class UnknownModelError(Fin3rError, KeyError):
     """A model name that no factory entry knows."""
 

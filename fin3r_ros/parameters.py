@@ -15,7 +15,7 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
-from fin3r_lib.errors import InputError
+from fin3r_lib.errors import InputError, SettingError
 from fin3r_lib.runner import RunnerOptions
 from fin3r_lib.session.config import SessionConfig
 
@@ -251,8 +251,11 @@ def declare_parameters(node: Node) -> dict[str, Any]:
 
 
 def session_config(values: dict[str, Any]) -> SessionConfig:
-    """The `SessionConfig` of a parameter dict (ints given for float settings are accepted)."""
-    return SessionConfig(**{f.name: values[f.name] for f in fields(SessionConfig)})
+    """The `SessionConfig` of a parameter dict; a value out of range is an InputError naming the parameter."""
+    try:
+        return SessionConfig(**{f.name: values[f.name] for f in fields(SessionConfig)})
+    except SettingError as exc:
+        raise InputError(f"parameter {exc.name}: expected {exc.expected}, got {exc.value!r}") from None
 
 
 def runner_options(values: dict[str, Any]) -> RunnerOptions:

@@ -40,6 +40,7 @@ from fin3r_ros.conversions import (
 )
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.frame_worker import FrameWorker
+from fin3r_ros.param_overrides import check_overrides
 from fin3r_ros.parameters import declare_parameters, help_text, runner_options
 from fin3r_ros.publishers import LOG_THROTTLE_S, RosPublishers
 
@@ -215,6 +216,7 @@ def main(args: list[str] | None = None) -> int:
     logger = rclpy.logging.get_logger("reconstruct_node")
     try:
         try:
+            check_overrides(context, "reconstruct_node", logger.warning)
             node = ReconstructNode(context=context)
         except (ModelLoadError, InputError) as exc:
             logger.error(str(exc))

@@ -65,3 +65,44 @@ def test_without_help_the_same_child_does_reach_the_model_factory():
     assert done.returncode == 1
     assert "unknown model 'vggt-7b'" in done.stderr
     assert "fin3r_lib.models.vggt" in imported(done)
+
+
+def params_file(tmp_path, **values) -> str:
+    """A params YAML as a user writes one (values given as YAML text, e.g. voxel_size="1")."""
+    body = "".join(f"    {k}: {v}\n" for k, v in values.items())
+    path = tmp_path / "params.yaml"
+    path.write_text(f"/**:\n  ros__parameters:\n    device: cpu\n{body}")
+    return str(path)
+
+
+def log_lines(stderr: str, level: str) -> list[str]:
+    """The messages of the node's log lines of `level` (`[ERROR] [stamp] [reconstruct_node]: message`)."""
+    return [line.split("]: ", 1)[1] for line in stderr.splitlines() if line.startswith(f"[{level}]")]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"voxel_size": "1"}, "parameter voxel_size: expected a double, got 1 (an integer); write 1.0"),
+        ({"qos_depth": "5.0"}, "parameter qos_depth: expected an integer, got 5.0 (a double); write 5"),
+        ({"tf_mode": "0"}, 'parameter tf_mode: expected a string, got 0 (an integer); write "0" (quoted)'),
+        ({"reset_on_time_jump": "'yes'"}, "parameter reset_on_time_jump: expected a bool, got 'yes' (a string); "
+         "write true or false"),
+        ({"voxel_size": "-1.0"}, "parameter voxel_size: expected a number > 0, got -1.0"),
+        ({"align_trim": "1.0"}, "parameter align_trim: expected a number in [0, 1), got 1.0"),
+    ],
+)
+def test_params_file_mistake_is_one_line_naming_parameter_and_fix(tmp_path, values, message):
+    done = run_node("--ros-args", "--params-file", params_file(tmp_path, model="vggt-1b", **values))
+    assert done.returncode == 1
+    assert log_lines(done.stderr, "ERROR") == [message]
+    assert "Traceback" not in done.stderr and "SessionConfig" not in done.stderr
+    assert imported(done) == []  # refused before the (large) model is loaded
+
+
+def test_undeclared_parameter_is_a_warning_naming_the_closest_one(tmp_path):
+    done = run_node("--ros-args", "--params-file", params_file(tmp_path, model="vggt-7b", voxel_sise="0.05"))
+    assert log_lines(done.stderr, "WARN") == [
+        "parameter voxel_sise is not a parameter of this node and is ignored; did you mean voxel_size?"
+    ]
+    assert done.returncode == 1 and "unknown model 'vggt-7b'" in done.stderr  # the run went on to the model

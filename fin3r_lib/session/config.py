@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fin3r_lib.errors import InputError
+from fin3r_lib.errors import SettingError
 
 
 @dataclass
@@ -36,16 +36,15 @@ class SessionConfig:
         for name in (*positive_ints, "align_samples", "max_trajectory"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise InputError(f"SessionConfig.{name}: expected an integer >= 1, got {value!r}")
+                raise SettingError("SessionConfig", name, "an integer >= 1", value)
         for name in ("keyframe_min_flow_px", "keyframe_max_interval_s", "min_confidence"):
             if not getattr(self, name) >= 0:
-                raise InputError(f"SessionConfig.{name}: expected a number >= 0, got {getattr(self, name)!r}")
+                raise SettingError("SessionConfig", name, "a number >= 0", getattr(self, name))
         if not self.voxel_size > 0:
-            raise InputError(f"SessionConfig.voxel_size: expected a number > 0, got {self.voxel_size!r}")
+            raise SettingError("SessionConfig", "voxel_size", "a number > 0", self.voxel_size)
         if not 0 < self.confidence_top_fraction <= 1:
-            raise InputError(
-                "SessionConfig.confidence_top_fraction: expected a number in (0, 1], "
-                f"got {self.confidence_top_fraction!r}"
+            raise SettingError(
+                "SessionConfig", "confidence_top_fraction", "a number in (0, 1]", self.confidence_top_fraction
             )
         if not 0 <= self.align_trim < 1:
-            raise InputError(f"SessionConfig.align_trim: expected a number in [0, 1), got {self.align_trim!r}")
+            raise SettingError("SessionConfig", "align_trim", "a number in [0, 1)", self.align_trim)
