@@ -40,6 +40,8 @@ setup(
         "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
         "eval": ["evo>=1.30", "scipy"],  # fin3r_lib.evaluation: ATE/RPE by evo, KD-trees by scipy
         "test": ["pytest", "ruff"],
+        # the moge teacher's focal / z-shift solver (MoGe's own package, installed from its git, is used when present)
+        "teacher": ["scipy"],
     },
     zip_safe=True,
     maintainer="fin3r_ros developers",
