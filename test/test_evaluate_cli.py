@@ -26,13 +26,12 @@ def _random_adapter(name: str, path):
 
 
 @pytest.mark.slow
-# random CUT3R weights give focal lengths of either sign (frames then skipped): seed 14 gives positive ones here
-@pytest.mark.parametrize(("model", "frames", "seed"), [("vggt-tiny", "6", "0"), ("cut3r-tiny", "4", "14")])
-def test_evaluate_base_vs_adapter_writes_complete_results(seven_scenes_dir, tmp_path, model, frames, seed):
+@pytest.mark.parametrize(("model", "frames"), [("vggt-tiny", "6"), ("cut3r-tiny", "4")])
+def test_evaluate_base_vs_adapter_writes_complete_results(seven_scenes_dir, tmp_path, model, frames):
     adapter = _random_adapter(model, tmp_path / "random.safetensors")
     out = tmp_path / "eval"
     argv = ["evaluate", str(seven_scenes_dir), "--out", str(out), "--model", model, "--checkpoint", "none"]
-    argv += ["--seed", seed, "--device", "cpu", "--max-frames", frames, "--input-max-side", "112"]
+    argv += ["--seed", "0", "--device", "cpu", "--max-frames", frames, "--input-max-side", "112"]
     argv += ["--window", "3", "--quiet"]
     assert main([*argv, "--compare", str(adapter)]) == 0
     names = {p.name for p in out.iterdir()}

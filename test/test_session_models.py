@@ -13,12 +13,9 @@ from fin3r_ros.demo import random_model
 
 
 def _tiny(name: str) -> ReconstructionModel:
-    """Seeded random weights that give usable intrinsics (the session rejects non-finite or non-positive focals).
-
-    VGGT: the demo's positive field-of-view bias. CUT3R and DUSt3R fit their focal length to random points,
-    of either sign: seeds 3 and 1 fit positive ones on these frames (seed 0 negative ones).
-    """
-    return random_model(name, seed={"cut3r-tiny": 3, "dust3r-tiny": 1}.get(name, 0))
+    """Random weights made usable by `load_model` (VGGT: a positive field of view; CUT3R and DUSt3R: the pinhole
+    prior of `fin3r_lib.models.random_heads`), so any seed gives positive focal lengths."""
+    return random_model(name)
 
 
 @pytest.fixture(scope="module")

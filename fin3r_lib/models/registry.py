@@ -16,6 +16,7 @@ import torch
 
 from fin3r_lib.errors import ModelLoadError, UnknownModelError
 from fin3r_lib.models.base import ReconstructionModel
+from fin3r_lib.models.random_heads import bias_random_point_heads
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,8 @@ def load_model(
 
     An empty string or "none" for `checkpoint` means random initial weights, drawn from torch's generator
     seeded with `seed` (the global generator is left as it was) and made usable by
-    `bias_random_camera_head`, so two runs with the same seed are identical; an empty `adapter` none.
+    `bias_random_camera_head` (VGGT) and `bias_random_point_heads` (CUT3R, DUSt3R, MASt3R), so two runs
+    with the same seed are identical; an empty `adapter` none.
     """
     ckpt = None if checkpoint is None or str(checkpoint) in ("", "none") else checkpoint
     try:
@@ -174,6 +176,7 @@ def load_model(
             torch.manual_seed(seed)
             model = build_model(name, None, device="cpu", dtype=dtype, adapter=adapter or None, tool=tool)
         bias_random_camera_head(model)
+        bias_random_point_heads(model)
         return model.to(resolve_device(device)).eval()
     except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
         raise ModelLoadError(
