@@ -33,8 +33,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from fin3r_lib.data.frame import Frame, SkippedFrame
-from fin3r_lib.data.sources import open_frames
-from fin3r_lib.errors import Fin3rError
+from fin3r_lib.data.sources import input_kind, open_frames
+from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.models.registry import model_entry
 from fin3r_lib.output_folder import OutputFolder, check_output_folder
 from fin3r_lib.runner import Sink
 from fin3r_ros.conversions import model_to_camera_info, rgb_to_image, seconds_to_stamp
@@ -54,6 +55,17 @@ def random_model(name: str, seed: int = 0) -> Any:
     from fin3r_lib.models import load_model
 
     return load_model(name, "none", device="cpu", seed=seed)
+
+
+def read_intrinsics(path: Path) -> np.ndarray:
+    """A 3x3 camera matrix from a text file (7-Scenes' camera-intrinsics.txt); InputError otherwise."""
+    try:
+        k = np.loadtxt(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"intrinsics {path}: expected a text file with a 3x3 matrix, {exc}") from None
+    if k.shape != (3, 3) or not np.isfinite(k).all():
+        raise InputError(f"intrinsics {path}: expected a finite 3x3 matrix, got shape {k.shape}")
+    return k
 
 
 def read_frames(path: Path, pattern: str | None, fps: float) -> Iterator[Frame]:
@@ -157,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     seven_scenes = args.input.is_dir() and any(args.input.glob(DEFAULT_PATTERN))
     pattern = args.pattern or (DEFAULT_PATTERN if seven_scenes else None)
     k_file = args.intrinsics or (args.input / DEFAULT_INTRINSICS if seven_scenes else None)
-    intrinsics = np.loadtxt(k_file) if k_file is not None else None
     params = {
         "model": args.model,
         "checkpoint": args.checkpoint,
@@ -167,15 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = {"input": str(args.input.resolve()), "pattern": pattern, **params}
     out = args.out or REPO / "out" / "demo" / time.strftime("%Y%m%d-%H%M%S")
-    try:
-        check_output_folder(out, resume=False)
-    except Fin3rError as exc:
-        print(f"fin3r demo: {exc}", file=sys.stderr)
-        return 2
-    model = random_model(args.model) if args.checkpoint == "none" else None
     started = time.perf_counter()
-    frames = read_frames(args.input, pattern, args.fps)
-    _, counts = play(frames, intrinsics, params, model, args.max_frames, sinks=[OutputFolder(out, settings)])
+    try:
+        model_entry(args.model)  # an unknown name or input fails before anything is written
+        input_kind(args.input)
+        intrinsics = read_intrinsics(k_file) if k_file is not None else None
+        check_output_folder(out, resume=False)
+        model = random_model(args.model) if args.checkpoint == "none" else None
+        frames = read_frames(args.input, pattern, args.fps)
+        _, counts = play(frames, intrinsics, params, model, args.max_frames, sinks=[OutputFolder(out, settings)])
+    except Fin3rError as exc:  # bad model, checkpoint, input or output folder: one line, no traceback
+        print(f"fin3r demo: error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"demo: {counts['sent']} frames of {args.input} through reconstruct_node ({args.model}, checkpoint "
         f"{args.checkpoint}) in {time.perf_counter() - started:.1f} s: {counts['published']} published, "
