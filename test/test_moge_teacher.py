@@ -134,3 +134,15 @@ def test_fin3r_label_with_moge_on_7scenes(seven_scenes_dir: Path, tmp_path: Path
         == 1
     )
     assert "made differently" in capsys.readouterr().err
+
+
+def test_released_weights_come_from_the_local_cache_only_when_offline(tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from fin3r_lib.hub import HubFileMissing
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(HubFileMissing, match=r"weights 'Ruicheng/moge-vitl': model\.pt not in the Hugging Face cache"):
+        build_teacher("moge", variant="moge-vitl")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from fin3r_lib.errors import CheckpointError, InputError
-from fin3r_lib.models.checkpoint import _hf_download as hf_download
+from fin3r_lib.hub import is_repo_id, resolve_hub_file
 from fin3r_lib.models.checkpoint import load_state_dict_exact
 from fin3r_lib.models.moge.v1 import MoGeV1
 from fin3r_lib.models.moge.v2 import MoGeV2
@@ -128,7 +128,7 @@ def build_moge(config: dict[str, Any]) -> MoGeV1 | MoGeV2:
 
 def resolve_weights(ref: str | Path, repo: str | None = None) -> Path:
     """Local `model.pt` of a file, a folder holding one, or a Hugging Face repo id (the local cache
-    first, then the hub); CheckpointError with what to do when it is nowhere."""
+    first, then the Hub unless HF_HUB_OFFLINE; `fin3r_lib.hub`); CheckpointError saying what to do."""
     path = Path(ref).expanduser()
     if path.is_file():
         return path
@@ -137,16 +137,11 @@ def resolve_weights(ref: str | Path, repo: str | None = None) -> Path:
             return path / FILENAME
         raise CheckpointError(f"MoGe weights folder {path}: expected {FILENAME} in it")
     repo_id = str(ref)
-    if repo_id.count("/") != 1 or repo_id.startswith((".", "/", "~")):
+    if not is_repo_id(repo_id):
         raise CheckpointError(
             f"MoGe weights {repo_id!r}: expected a {FILENAME} file, a folder, or a repo id like {repo}"
         )
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=FILENAME, local_files_only=True))
-    except Exception:  # not in the local cache: the hub, with the project's offline advice on failure
-        return hf_download(repo_id, FILENAME)
+    return resolve_hub_file(repo_id, FILENAME, option="weights")
 
 
 def read_release(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
