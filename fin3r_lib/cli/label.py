@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
-from fin3r_lib.data.sources import frame_count, open_frames
 from fin3r_lib.errors import InputError
+from fin3r_lib.training.config import SOURCE_KINDS
 from fin3r_lib.training.label_cache import LabelCache, label_frames
+from fin3r_lib.training.sources import iter_source
 from fin3r_lib.training.teachers import TEACHERS, build_teacher
 
 NAME = "label"
@@ -47,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="label folder (default DATASET/labels/TEACHER)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per teacher call (default 8)")
     parser.add_argument("--pattern", help="glob selecting an image folder's images")
+    parser.add_argument(
+        "--kind",
+        choices=SOURCE_KINDS,
+        default="auto",
+        help="reader: an evaluation layout (7-Scenes, TUM, rgb/+depth/, frame dataset: with their depth) or other "
+        "(image folder, video, bag); default auto, as `fin3r train` reads the source",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -56,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     teacher = build_teacher(args.teacher, **parse_options(args.option))
     out = Path(args.out) if args.out else default_cache_dir(source, args.teacher)
     cache = LabelCache(out, teacher.identity())
-    frames = open_frames(source, pattern=args.pattern)
-    summary = label_frames(frames, teacher, cache, args.batch_size, frame_count(source), not args.quiet)
+    frames, total = iter_source(source, args.kind, args.pattern)
+    summary = label_frames(frames, teacher, cache, args.batch_size, total, not args.quiet)
     print(json.dumps({"labels": str(out), **summary.to_json()}, indent=2))
     if summary.labelled + summary.cached == 0:
         print(f"fin3r label: error: no frame of {source} could be labelled (see the reasons above)", file=sys.stderr)

@@ -17,6 +17,7 @@ from fin3r_lib.errors import Fin3rError
 SUBCOMMANDS: tuple[str, ...] = (
     "fin3r_lib.cli.extract",
     "fin3r_lib.cli.label",
+    "fin3r_lib.cli.train",
     "fin3r_lib.cli.reconstruct",
     "fin3r_lib.cli.evaluate",
 )

@@ -14,7 +14,11 @@ from typing import Any
 
 import yaml
 
+from fin3r_lib.datasets import SEQUENCE_KINDS
 from fin3r_lib.errors import InputError
+
+#: `kind` of a source: an evaluation layout, or `other` (image folder, video, bag: `open_frames`)
+SOURCE_KINDS = ("auto", *SEQUENCE_KINDS, "other")
 
 
 class ConfigError(InputError):
@@ -23,7 +27,7 @@ class ConfigError(InputError):
 
 @dataclass
 class SourceConfig:
-    """One data source: a frame dataset / 7-Scenes / TUM folder (`kind` as `fin3r_lib.datasets`).
+    """One data source: a frame dataset / 7-Scenes / TUM folder (`kind`: see SOURCE_KINDS; auto detects).
 
     Single-view sources need labels (`labels`: the cache folder, default `<path>/labels/<teacher>`);
     replay sources need ground-truth depth, intrinsics and poses, and are cut into windows of `views`
@@ -119,6 +123,8 @@ class TrainConfig:
                     raise ConfigError(f"{where}.weight: expected a positive value, got {src.weight}")
                 if kind == "replay" and not 2 <= src.views <= 8:
                     raise ConfigError(f"{where}.views: expected 2..8 views per sample, got {src.views}")
+                if src.kind not in SOURCE_KINDS:
+                    raise ConfigError(f"{where}.kind: expected one of {', '.join(SOURCE_KINDS)}, got {src.kind!r}")
                 if src.stride < 1 or src.first < 0 or src.count < 0:
                     raise ConfigError(f"{where}: expected stride >= 1, first >= 0, count >= 0")
         if not self.single_view and not self.replay:

@@ -27,7 +27,7 @@ from safetensors.numpy import save as save_safetensors
 from tqdm import tqdm
 
 from fin3r_lib.data.dataset import write_atomic
-from fin3r_lib.data.frame import Frame
+from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.errors import Fin3rError, InputError
 from fin3r_lib.training.pseudo_label import CONVERSION, PseudoLabel, pseudo_label
 from fin3r_lib.training.teachers.base import Teacher
@@ -151,8 +151,8 @@ class LabelCache:
         return True
 
 
-def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
+def _batches(frames: Iterable[Frame | SkippedFrame], size: int) -> Iterator[list[Frame | SkippedFrame]]:
+    batch: list[Frame | SkippedFrame] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) == size:
@@ -163,7 +163,7 @@ def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 
 
 def label_frames(
-    frames: Iterable[Frame],
+    frames: Iterable[Frame | SkippedFrame],
     teacher: Teacher,
     cache: LabelCache,
     batch_size: int = 8,
@@ -173,15 +173,19 @@ def label_frames(
     """Label every frame not yet in `cache` with `teacher`, in batches; writes `summary.json` at the end.
 
     A frame the teacher cannot label (no depth, no valid pixel) is skipped and reported with its
-    reason; the others are still labelled. Frames already cached are not recomputed (resumable).
+    reason, as is an item the source could not read (`SkippedFrame`); the others are still labelled.
+    Frames already cached are not recomputed (resumable).
     """
     if batch_size < 1:
         raise InputError(f"label batch size: expected >= 1, got {batch_size}")
     summary = LabelRunSummary()
     bar = tqdm(total=total, desc=f"labels ({teacher.name})", unit="frame", disable=not progress)
     for batch in _batches(frames, batch_size):
-        todo = [f for f in batch if not cache.has(f)]
-        summary.cached += len(batch) - len(todo)
+        unread = [f for f in batch if isinstance(f, SkippedFrame)]
+        summary.skipped.extend({"source": f.source, "reason": f.reason} for f in unread)
+        readable = [f for f in batch if not isinstance(f, SkippedFrame)]
+        todo = [f for f in readable if not cache.has(f)]
+        summary.cached += len(readable) - len(todo)
         for frame, outcome in zip(todo, _label_batch(teacher, todo), strict=True):
             if isinstance(outcome, str):
                 summary.skipped.append({"source": frame.source or frame_key(frame), "reason": outcome})
@@ -212,3 +216,19 @@ def _label_batch(teacher: Teacher, frames: Sequence[Frame]) -> list[PseudoLabel 
         except InputError as exc:
             results.append(str(exc))
     return results
+
+
+def open_cache(root: str | Path, teacher: str) -> LabelCache:
+    """An existing cache of `teacher`'s labels (any settings; format and conversion must be current's)."""
+    root = Path(root)
+    try:
+        found = json.loads((root / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise LabelCacheError(f"no label cache at {root} (expected {MANIFEST}; run `fin3r label` first)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LabelCacheError(f"label cache {root}: unreadable {MANIFEST}: {exc}") from exc
+    identity = found.get("teacher") if isinstance(found, dict) else None
+    name = identity.get("teacher") if isinstance(identity, dict) else None
+    if name != teacher:
+        raise LabelCacheError(f"label cache {root}: expected labels of teacher {teacher!r}, got {name!r}")
+    return LabelCache(root, identity, create=False)

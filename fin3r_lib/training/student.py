@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from fin3r_lib.adapter import apply_adapter
 from fin3r_lib.errors import Fin3rError
 from fin3r_lib.models.base import ReconstructionModel
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.registry import build_model, load_model, resolve_device
 
 
 class TrainingError(Fin3rError):
@@ -42,10 +42,18 @@ def build_student(
     rank: int = 8,
     alpha: float = 8.0,
     device: str | torch.device = "cpu",
+    seed: int = 0,
 ) -> ReconstructionModel:
-    """Backbone `name` with `checkpoint` ("default", a path, or None for random weights), made trainable."""
+    """Backbone `name` with `checkpoint` ("default", a path, or None for random weights), made trainable.
+
+    Random weights are `load_model`'s seeded ones, so `fin3r reconstruct --checkpoint none --seed S`
+    runs the same base an adapter trained with `checkpoint: none`, `seed: S` was trained on.
+    """
     ckpt = None if checkpoint in (None, "", "none") else checkpoint
-    model = build_model(name, ckpt, device=device)
+    if ckpt is None and resolve_device(device).type != "meta":
+        model = load_model(name, None, device=device, seed=seed)
+    else:
+        model = build_model(name, ckpt, device=device)
     return set_trainable(model, trainable, rank, alpha)
 
 

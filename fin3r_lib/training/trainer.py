@@ -250,7 +250,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         ckpt = None if cfg.checkpoint in ("", "none") else cfg.checkpoint
-        self.model = model or build_student(cfg.model, ckpt, cfg.trainable, cfg.rank, cfg.alpha, self.device)
+        self.model = model or build_student(cfg.model, ckpt, cfg.trainable, cfg.rank, cfg.alpha, self.device, cfg.seed)
         self.frozen = FrozenCheck(self.model)
         if cfg.gradient_checkpointing:
             enable_gradient_checkpointing(self.model)
