@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.loader import build_model
 
 CHECKPOINTS = (10, 100, 1000)
 

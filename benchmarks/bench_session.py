@@ -2,7 +2,7 @@
 
 A synthetic camera pans back and forth over a large random texture (so the keyframe gate keeps
 accepting frames and the context and map keep turning over); a tiny backbone with random weights
-(`load_model(..., "none")`, so random CroCo heads get their pinhole prior and usable focal lengths)
+(`load_model(ModelOptions(..., "none"))`, so random CroCo heads get their pinhole prior and usable focal lengths)
 runs every frame through `ReconstructionSession`, of the backbone's kind (vggt-tiny windowed,
 cut3r-tiny streaming, dust3r-tiny pairwise). Printed: the median per-frame time and the mean process
 RSS over a window at frame `--early` and at the end of the run, and their ratios (target <= 1.05).
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import load_model
 from fin3r_lib.session import ReconstructionSession, SessionConfig
 
@@ -61,7 +62,7 @@ def main() -> None:
     if args.frames < args.early + 2 * args.window:
         parser.error(f"--frames must be at least early + 2 * window = {args.early + 2 * args.window}")
 
-    model = load_model(args.model, "none", device=args.device, seed=0)
+    model = load_model(ModelOptions(args.model, "none", device=args.device, seed=0))
     # keep every pixel: a random-weight model's confidences carry no meaning, and a full map tests the bound
     config = SessionConfig(
         min_confidence=0.0,

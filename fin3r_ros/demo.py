@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import input_kind, open_frames
 from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.registry import model_entry
 from fin3r_lib.output_folder import OutputFolder, check_output_folder
 from fin3r_lib.runner import Sink
@@ -51,10 +52,10 @@ SENSOR = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def random_model(name: str, seed: int = 0) -> Any:
-    """`name` with seeded random weights, usable in the demo (see `fin3r_lib.models.load_model`)."""
-    from fin3r_lib.models import load_model
+    """`name` with seeded random weights, usable in the demo (see `fin3r_lib.models.loader.load_model`)."""
+    from fin3r_lib.models.loader import load_model
 
-    return load_model(name, "none", device="cpu", seed=seed)
+    return load_model(ModelOptions(name, "none", device="cpu", seed=seed))
 
 
 def read_intrinsics(path: Path) -> np.ndarray:

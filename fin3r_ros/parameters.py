@@ -16,6 +16,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 
 from fin3r_lib.errors import InputError, SettingError
+from fin3r_lib.model_options import PRECISIONS, ModelOptions
 from fin3r_lib.runner import RunnerOptions
 from fin3r_lib.session.config import SessionConfig
 
@@ -69,22 +70,30 @@ _SESSION_DESCRIPTIONS = {
     "max_trajectory": "Poses kept in the session's trajectory (oldest dropped first).",
 }
 
+_MODEL = ModelOptions()  # the node's model defaults are the library's (same as `fin3r reconstruct`)
+
 NODE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", "vggt-1b", "Backbone name (`fin3r_lib.models.list_models()`), e.g. vggt-1b, vggt-tiny."),
+    ParamSpec("model", _MODEL.model, "Backbone name (`fin3r_lib.models.list_models()`), e.g. vggt-1b, vggt-tiny."),
     ParamSpec(
         "checkpoint",
-        "default",
+        _MODEL.checkpoint,
         "Weights: `default` (the model's released weights, Hugging Face cache), a local file or folder, a "
         "Hugging Face repo id, or `none` (random initial weights: tests and demos only).",
     ),
-    ParamSpec("adapter", "", "Fin3R adapter file (.safetensors or the authors' .pth); empty = the base model."),
-    ParamSpec("device", "auto", "Torch device: `auto` (cuda when available, else cpu), cpu, cuda, cuda:1, ..."),
+    ParamSpec(
+        "adapter",
+        _MODEL.adapter,
+        "Fin3R adapter: a .safetensors file, a PEFT adapter folder or Hub repo id, or the authors' .pth; "
+        "empty = the base model.",
+    ),
+    ParamSpec("device", _MODEL.device, "Torch device: `auto` (cuda when available, else cpu), cpu, cuda, cuda:1, ..."),
     ParamSpec(
         "precision",
-        "auto",
+        _MODEL.precision,
         "Weights dtype; `auto` = fp32 weights (autocast on CUDA).",
-        ("auto", "fp32", "fp16", "bf16"),
+        PRECISIONS,
     ),
+    ParamSpec("seed", _MODEL.seed, "Seed of the random initial weights of `checkpoint: none`."),
     ParamSpec(
         "input_max_side",
         0,

@@ -28,7 +28,9 @@ from std_srvs.srv import Trigger
 
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.errors import Fin3rError, InputError, ModelLoadError
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.base import ReconstructionModel
+from fin3r_lib.models.loader import load_model
 from fin3r_lib.runner import Runner, RunSummary, Sink, skip_reason
 from fin3r_lib.session import ReconstructionSession
 from fin3r_ros.conversions import (
@@ -60,23 +62,6 @@ def input_qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
-def load_model(values: dict[str, Any]) -> ReconstructionModel:
-    """Build the model the parameters name; ModelLoadError with the cause on any failure."""
-    import torch
-
-    from fin3r_lib.models import load_model as load_named_model
-
-    dtypes = {"auto": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    return load_named_model(
-        values["model"],
-        values["checkpoint"],
-        device=values["device"],
-        dtype=dtypes[values["precision"]],
-        adapter=values["adapter"],
-        tool="ros",
-    )
-
-
 class ReconstructNode(Node):
     """See the module docstring. `model` injects an already-built backbone (tests); None builds it from parameters."""
 
@@ -84,7 +69,7 @@ class ReconstructNode(Node):
         super().__init__(node_name, **kwargs)
         try:
             self.values = declare_parameters(self)
-            self.model = model if model is not None else load_model(self.values)
+            self.model = model if model is not None else load_model(ModelOptions.from_mapping(self.values), tool="ros")
             self.runner = Runner(self.model, runner_options(self.values))
             self.model_name = self.model.name or type(self.model).__name__
         except Exception:

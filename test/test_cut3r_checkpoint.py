@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fin3r_lib.errors import CheckpointError
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.loader import build_model
 
 FOREIGN_MODULE = "cut3r_training_args_not_installed"
 

@@ -10,7 +10,7 @@ import torch
 
 from fin3r_lib.models.cut3r import CUT3R
 from fin3r_lib.models.cut3r.pose import ray_map
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.loader import build_model
 
 K = np.array([[70.0, 0, 39.5], [0, 70.0, 29.5], [0, 0, 1]])  # of the 80x60 input images
 

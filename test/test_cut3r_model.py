@@ -11,7 +11,7 @@ import torch
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.cut3r import CUT3R
 from fin3r_lib.models.cut3r.pose import ray_map
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.loader import build_model
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.dust3r import DUSt3R
 from fin3r_lib.models.dust3r.pose import poses_from_pairs, sim3_from_points
-from fin3r_lib.models.registry import build_model
+from fin3r_lib.models.loader import build_model
 
 
 @pytest.mark.parametrize(

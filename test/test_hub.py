@@ -16,6 +16,7 @@ from fin3r_lib.adapter import apply_adapter, save_adapter
 from fin3r_lib.adapter.inject import adapter_layers
 from fin3r_lib.errors import CheckpointError, ModelLoadError
 from fin3r_lib.hub import HubFileMissing, hub_cli_name, resolve_hub_file
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import build_model, load_model, model_entry
 from fin3r_lib.models.checkpoint import resolve_checkpoint
 
@@ -122,7 +123,7 @@ def test_unknown_tool_is_refused(offline_cache):
 def test_default_checkpoint_offline_through_load_model_is_one_error_in_the_node_syntax(offline_cache):
     start = time.perf_counter()
     with pytest.raises(ModelLoadError) as err:
-        load_model("vggt-1b", "default", device="cpu", tool="ros")
+        load_model(ModelOptions("vggt-1b", "default", device="cpu"), tool="ros")
     assert time.perf_counter() - start < 3.0
     msg = str(err.value)
     assert f"model.safetensors not in the Hugging Face cache at {offline_cache}" in msg
@@ -184,7 +185,7 @@ def test_adapter_repo_id_is_read_from_the_cache_offline(offline_cache, tmp_path)
 
 def test_adapter_repo_id_missing_offline_names_both_files_and_the_cli_flag(offline_cache):
     with pytest.raises(ModelLoadError) as err:
-        load_model("vggt-tiny", "none", device="cpu", adapter="someone/fin3r-adapter", tool="cli")
+        load_model(ModelOptions("vggt-tiny", "none", device="cpu", adapter="someone/fin3r-adapter"), tool="cli")
     msg = str(err.value)
     assert (
         "adapter 'someone/fin3r-adapter': adapter_config.json adapter_model.safetensors not in the Hugging Face "

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fin3r_lib.errors import ModelLoadError, UnknownModelError
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import build_model, list_models, load_model, resolve_device
 
 
@@ -26,13 +27,13 @@ def test_auto_device_is_cuda_only_when_torch_sees_a_gpu():
 
 def test_load_model_turns_every_failure_into_one_error(tmp_path):
     with pytest.raises(ModelLoadError, match=r"cannot load model 'vggt-tiny' \(checkpoint '.*missing\.pt'"):
-        load_model("vggt-tiny", str(tmp_path / "missing.pt"))
+        load_model(ModelOptions("vggt-tiny", str(tmp_path / "missing.pt")))
     with pytest.raises(ModelLoadError, match="UnknownModelError"):
-        load_model("nope")
+        load_model(ModelOptions("nope"))
 
 
 def test_load_model_with_no_checkpoint_gives_random_weights_in_eval_mode():
-    model = load_model("vggt-tiny", "none", device="auto")
+    model = load_model(ModelOptions("vggt-tiny", "none", device="auto"))
     assert model.name == "vggt-tiny" and not model.training
 
 
@@ -44,10 +45,10 @@ def test_random_weights_are_seeded_and_leave_the_global_generator_alone():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    first = _weights(load_model("cut3r-tiny", "none", device="cpu", seed=0))
+    first = _weights(load_model(ModelOptions("cut3r-tiny", "none", device="cpu", seed=0)))
     assert torch.equal(torch.rand(3), expected_next)  # the caller's random stream is untouched
-    again = _weights(load_model("cut3r-tiny", "none", device="cpu", seed=0))
-    other = _weights(load_model("cut3r-tiny", "none", device="cpu", seed=1))
+    again = _weights(load_model(ModelOptions("cut3r-tiny", "none", device="cpu", seed=0)))
+    other = _weights(load_model(ModelOptions("cut3r-tiny", "none", device="cpu", seed=1)))
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert sum(not torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point()) > len(first) // 2
 
@@ -58,6 +59,6 @@ def test_random_vggt_camera_head_predicts_finite_positive_focal_lengths():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (84, 112, 3), dtype=np.uint8) for _ in range(3)]
     for seed in (1, 2, 3):  # plain random heads give infinite focal lengths with these seeds
-        rec = load_model("vggt-tiny", "none", device="cpu", seed=seed).predict(images)
+        rec = load_model(ModelOptions("vggt-tiny", "none", device="cpu", seed=seed)).predict(images)
         focal = rec.intrinsics[:, [0, 1], [0, 1]]
         assert np.isfinite(focal).all() and (focal > 0).all(), seed

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import build_model, load_model
 from fin3r_lib.models.cut3r.focal import estimate_focal
 from fin3r_lib.models.random_heads import pinhole_points
@@ -36,7 +37,7 @@ def test_pinhole_points_fit_their_focal_length() -> None:
 def test_random_weights_give_positive_focals_for_every_seed(name, small_scenes) -> None:
     real = list(small_scenes["rgb"][::25])  # two real 160x120 frames
     for seed in range(5):
-        model = load_model(name, "none", device="cpu", seed=seed)
+        model = load_model(ModelOptions(name, "none", device="cpu", seed=seed))
         focals = _focals(model, real + _images(seed))
         # the prior's focal is max(H, W) of the model grid; the random part only perturbs it
         assert (focals > 0).all(), (seed, focals)
@@ -45,7 +46,7 @@ def test_random_weights_give_positive_focals_for_every_seed(name, small_scenes) 
 @pytest.mark.parametrize("name", NAMES)
 def test_outputs_still_depend_on_the_weights_and_built_models_have_no_prior(name) -> None:
     images = _images(0)
-    first, other = (load_model(name, "none", device="cpu", seed=s) for s in (0, 1))
+    first, other = (load_model(ModelOptions(name, "none", device="cpu", seed=s)) for s in (0, 1))
     a, b = first.predict(images[:1]), other.predict(images[:1])
     assert not np.array_equal(a.world_points, b.world_points)
     torch.manual_seed(0)

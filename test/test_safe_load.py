@@ -20,8 +20,9 @@ import pytest
 import torch
 
 from fin3r_lib.errors import CheckpointError, ModelLoadError
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.checkpoint import read_state_dict
-from fin3r_lib.models.registry import load_model
+from fin3r_lib.models.loader import load_model
 from fin3r_lib.safe_load import InertObject, UnsafeContentWarning, load_torch_file
 
 DATA = Path(__file__).parent / "data"
@@ -147,10 +148,10 @@ def test_payload_inside_an_adapter_file_never_runs(tmp_path: Path) -> None:
     path = tmp_path / "vggt_lora.pth"
     torch.save({"lora": _GetattrChain(marker)}, path)
     with pytest.raises(ModelLoadError, match=r"adapter file .*vggt_lora\.pth is refused.*builtins\.getattr"):
-        load_model("vggt-tiny", "none", device="cpu", adapter=str(path))
+        load_model(ModelOptions("vggt-tiny", "none", device="cpu", adapter=str(path)))
     torch.save({"x.attn.qkv.lora_A.weight": torch.zeros(1), "cfg": _Exec(marker)}, path)
     with pytest.warns(UnsafeContentWarning, match="builtins.exec"), pytest.raises(ModelLoadError):
-        load_model("vggt-tiny", "none", device="cpu", adapter=str(path))
+        load_model(ModelOptions("vggt-tiny", "none", device="cpu", adapter=str(path)))
     assert not marker.exists()
 
 

@@ -14,6 +14,7 @@ import torch
 
 from fin3r_lib.adapter import read_adapter_file
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.training.config import ConfigError, SourceConfig, TrainConfig, load_config
 from fin3r_lib.training.pseudo_label import pseudo_label
 from fin3r_lib.training.state import latest_checkpoint, list_checkpoints
@@ -70,7 +71,7 @@ def config(tmp_path: Path, **kw) -> TrainConfig:
 
 @pytest.mark.parametrize("name", ["vggt-1b", "cut3r-512-dpt"])
 def test_full_size_students_train_exactly_the_adapter(name: str) -> None:
-    model = build_student(name, None, "adapter", device="meta")
+    model = build_student(ModelOptions(name, "none", device="meta"), "adapter")
     assert count_trainable(model) == 24 * (8 * 1024 + 3072 * 8) == 786_432
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert all(".lora_A." in n or ".lora_B." in n for n in names) and len(names) == 48

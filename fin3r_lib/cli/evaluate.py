@@ -8,11 +8,13 @@ and PNG plots (`depth_<run>.png`, `trajectory.png`, `depth_error_per_frame.png`)
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.model_options import ModelOptions
 
 NAME = "evaluate"
 HELP = "Evaluate a model and adapters on a sequence with ground truth (depth, point maps, poses, latency)."
@@ -23,12 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="7-Scenes or TUM RGB-D folder, rgb/ + depth/ folder, or `fin3r extract` dataset")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--level", choices=("model", "system", "both"), default="both")
-    parser.add_argument("--model", default="vggt-1b", help="backbone name, e.g. vggt-1b, vggt-tiny, cut3r-512-dpt")
-    parser.add_argument("--checkpoint", default="default", help="`default`, a file or folder, a repo id, or `none`")
-    parser.add_argument("--adapter", default="", help="adapter of the first run (default: none, the base model)")
+    ModelOptions.add_arguments(parser, adapter_help="adapter of the first run (default: none, the base model)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="ADAPTER", help="more adapters, same frames")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
     parser.add_argument("--alignment", default="median", help="depth alignment: none, median, scale, ...")
     parser.add_argument("--max-depth", type=float, help="ignore GT depth beyond this (metres)")
     parser.add_argument("--window", type=int, default=4, help="views per multi-view window (model level)")
@@ -40,12 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, adapter: str):
-    from fin3r_lib.models import load_model
+    from fin3r_lib.models.loader import load_model
 
     # the same seed for every run: identical random base weights with --checkpoint none
-    return load_model(
-        args.model, args.checkpoint, device=args.device, adapter=adapter or None, seed=args.seed, tool="cli"
-    )
+    return load_model(replace(ModelOptions.from_args(args), adapter=adapter), tool="cli")
 
 
 def _evaluate_run(args: argparse.Namespace, adapter: str, frames: list, label: str) -> tuple[dict, dict]:

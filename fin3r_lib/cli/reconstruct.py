@@ -23,6 +23,8 @@ from tqdm import tqdm
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import frame_count, input_kind, open_frames
 from fin3r_lib.errors import Fin3rError
+from fin3r_lib.model_options import ModelOptions
+from fin3r_lib.models.loader import load_model
 from fin3r_lib.output_folder import OutputFolder, check_output_folder
 from fin3r_lib.runner import Runner, RunnerOptions, RunSummary
 from fin3r_lib.session import SessionConfig, SessionResult
@@ -35,17 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `fin3r reconstruct` (every SessionConfig setting is an option too)."""
     parser.add_argument("input", help="folder of images, video file, `fin3r extract` dataset, or bag")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", default="vggt-1b", help="backbone name, e.g. vggt-1b, vggt-tiny, cut3r-512-dpt")
-    parser.add_argument(
-        "--checkpoint",
-        default="default",
-        help="`default` (released weights), a local file or folder, a Hugging Face repo id, or `none` (random)",
-    )
-    parser.add_argument(
-        "--adapter", help="Fin3R adapter: a .safetensors from save_adapter or the authors' .pth (e.g. vggt_lora.pth)"
-    )
-    parser.add_argument("--device", default="auto", help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
+    ModelOptions.add_arguments(parser)
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument(
         "--input-max-side",
@@ -75,9 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    from fin3r_lib.models import load_model
-
-    return load_model(args.model, args.checkpoint, device=args.device, adapter=args.adapter, seed=args.seed, tool="cli")
+    return load_model(ModelOptions.from_args(args), tool="cli")
 
 
 def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dict:
@@ -88,6 +78,8 @@ def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dic
         "model": args.model,
         "checkpoint": args.checkpoint,
         "adapter": args.adapter,
+        "precision": args.precision,
+        "seed": args.seed,
         "topics": args.topics,
         "camera": args.camera,
         "fps": args.fps,

@@ -45,7 +45,7 @@ def pinhole_points(h: int, w: int, dtype: torch.dtype, device: torch.device) -> 
 def _make_hook(keys: tuple[str, ...]):
     def hook(_module: nn.Module, _inputs: Any, output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = dict(output)
-        for key in keys:
+        for key in (k for k in keys if k in out):  # heads not asked for in this call are absent
             pts = out[key]
             out[key] = pinhole_points(pts.shape[-3], pts.shape[-2], pts.dtype, pts.device) + PRIOR_WEIGHT * pts
         return out
@@ -62,3 +62,16 @@ def bias_random_point_heads(model: nn.Module) -> int:
             head.register_forward_hook(_make_hook(keys))
             hooked += 1
     return hooked
+
+
+def bias_random_camera_head(model: nn.Module) -> None:
+    """Give a randomly initialised VGGT camera head a positive field of view (other models: nothing).
+
+    Random VGGT weights give fov = relu(x) = 0, an infinite focal length, for about half the frames; the
+    session rejects those frames (non-finite intrinsics), so a random model would reconstruct nothing.
+    Shifting the field-of-view outputs' bias by +0.5 keeps random models usable for tests and demos.
+    """
+    camera_head = getattr(model, "camera_head", None)
+    if camera_head is not None:
+        with torch.no_grad():
+            camera_head.pose_branch.fc2.bias[7:] += 0.5

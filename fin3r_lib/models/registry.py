@@ -1,7 +1,9 @@
-"""The model factory: configurations registered by name, built by `build_model`.
+"""The model registry: variant names -> entries (builder, description, where the weights are), nothing else.
 
 Each model family registers its variants (e.g. `vggt-1b`, `vggt-tiny`) with `register_model` in its
-own module; `MODEL_FAMILIES` lists those modules, imported on first use.
+own module; `MODEL_FAMILIES` lists those modules, imported on first use. This module imports no other
+part of fin3r_lib but its errors: building and loading (checkpoint, adapter, device, precision) is
+`fin3r_lib.models.loader`, above it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from fin3r_lib.errors import UnknownModelError
 
-from fin3r_lib.errors import ModelLoadError, UnknownModelError
-from fin3r_lib.models.base import ReconstructionModel
-from fin3r_lib.models.random_heads import bias_random_point_heads
+if TYPE_CHECKING:
+    from fin3r_lib.models.base import ReconstructionModel
 
 log = logging.getLogger(__name__)
 
@@ -90,96 +91,3 @@ def list_models() -> list[str]:
     """Names of every registered variant."""
     _load_families()
     return sorted(_REGISTRY)
-
-
-def build_model(
-    name: str,
-    checkpoint: str | Path | None = None,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-    adapter: str | Path | None = None,
-    tool: str = "python",
-) -> ReconstructionModel:
-    """Build variant `name`, load `checkpoint` if given, optionally wire in a Fin3R adapter.
-
-    `device` may be "auto" (cuda when torch sees a GPU, else cpu).
-    `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
-    "default" for the variant's released weights; None leaves random initial weights (tests,
-    benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
-    returned in eval mode. `tool` ("cli", "ros", "python") sets the syntax of the hint in a
-    "file not found / not cached" error.
-    """
-    from fin3r_lib.models.checkpoint import load_checkpoint_into
-
-    entry = model_entry(name)
-    device = resolve_device(device)
-    if checkpoint is not None or device.type == "meta":
-        with torch.device("meta"):
-            model = entry.builder()
-    else:
-        model = entry.builder()
-    model.name = name
-    if checkpoint is not None:
-        load_checkpoint_into(model, checkpoint, entry, tool=tool)
-    if device.type != "meta":
-        model = model.to(device=device, dtype=dtype)
-    if adapter:
-        from fin3r_lib.adapter import load_adapter
-
-        load_adapter(model, adapter, tool=tool)
-    return model.eval()
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`"auto"` -> cuda when torch sees a GPU, else cpu; anything else as a torch.device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def bias_random_camera_head(model: ReconstructionModel) -> None:
-    """Give a randomly initialised VGGT camera head a positive field of view (other models: nothing).
-
-    Random VGGT weights give fov = relu(x) = 0, an infinite focal length, for about half the frames; the
-    session rejects those frames (non-finite intrinsics), so a random model would reconstruct nothing.
-    Shifting the field-of-view outputs' bias by +0.5 keeps random models usable for tests and demos.
-    """
-    camera_head = getattr(model, "camera_head", None)
-    if camera_head is not None:
-        with torch.no_grad():
-            camera_head.pose_branch.fc2.bias[7:] += 0.5
-
-
-def load_model(
-    name: str,
-    checkpoint: str | Path | None = None,
-    *,
-    device: str | torch.device = "auto",
-    dtype: torch.dtype = torch.float32,
-    adapter: str | Path | None = None,
-    seed: int = 0,
-    tool: str = "python",
-) -> ReconstructionModel:
-    """`build_model` for user-facing options (node parameters, CLI flags): every failure is one ModelLoadError.
-
-    An empty string or "none" for `checkpoint` means random initial weights, drawn from torch's generator
-    seeded with `seed` (the global generator is left as it was) and made usable by
-    `bias_random_camera_head` (VGGT) and `bias_random_point_heads` (CUT3R, DUSt3R, MASt3R), so two runs
-    with the same seed are identical; an empty `adapter` none.
-    """
-    ckpt = None if checkpoint is None or str(checkpoint) in ("", "none") else checkpoint
-    try:
-        if ckpt is not None:
-            return build_model(name, ckpt, device=device, dtype=dtype, adapter=adapter or None, tool=tool)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_model(name, None, device="cpu", dtype=dtype, adapter=adapter or None, tool=tool)
-        bias_random_camera_head(model)
-        bias_random_point_heads(model)
-        return model.to(resolve_device(device)).eval()
-    except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
-        raise ModelLoadError(
-            f"cannot load model {name!r} (checkpoint {checkpoint!r}, adapter {adapter!r}, device {str(device)!r}): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc

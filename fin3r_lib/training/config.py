@@ -16,6 +16,7 @@ import yaml
 
 from fin3r_lib.datasets import SEQUENCE_KINDS
 from fin3r_lib.errors import InputError
+from fin3r_lib.model_options import ModelOptions
 
 #: `kind` of a source: an evaluation layout, or `other` (image folder, video, bag: `open_frames`)
 SOURCE_KINDS = ("auto", *SEQUENCE_KINDS, "other")
@@ -129,6 +130,13 @@ class TrainConfig:
                     raise ConfigError(f"{where}: expected stride >= 1, first >= 0, count >= 0")
         if not self.single_view and not self.replay:
             raise ConfigError("single_view: expected at least one data source (single_view or replay)")
+
+    def model_options(self) -> ModelOptions:
+        """The student's model options (the node's and `fin3r`'s type): model, checkpoint, device, seed.
+
+        No adapter (the trainer makes a fresh one) and fp32 weights: `precision` here is the autocast.
+        """
+        return ModelOptions.from_mapping({**self.to_dict(), "adapter": "", "precision": "fp32"})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for the run folder, checkpoints and adapter metadata)."""

@@ -15,8 +15,9 @@ from torch.utils.checkpoint import checkpoint
 
 from fin3r_lib.adapter import apply_adapter
 from fin3r_lib.errors import Fin3rError
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.base import ReconstructionModel
-from fin3r_lib.models.registry import build_model, load_model, resolve_device
+from fin3r_lib.models.loader import build_model, load_model, resolve_device
 
 
 class TrainingError(Fin3rError):
@@ -36,24 +37,20 @@ def set_trainable(model: ReconstructionModel, trainable: str, rank: int, alpha: 
 
 
 def build_student(
-    name: str,
-    checkpoint: str | None,
-    trainable: str = "adapter",
-    rank: int = 8,
-    alpha: float = 8.0,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
+    options: ModelOptions, trainable: str = "adapter", rank: int = 8, alpha: float = 8.0
 ) -> ReconstructionModel:
-    """Backbone `name` with `checkpoint` ("default", a path, or None for random weights), made trainable.
+    """The backbone `options` name (checkpoint, device), made trainable; its weights stay fp32 whatever
+    `options.precision` (the trainer's `precision` is its autocast).
 
-    Random weights are `load_model`'s seeded ones, so `fin3r reconstruct --checkpoint none --seed S`
-    runs the same base an adapter trained with `checkpoint: none`, `seed: S` was trained on.
+    Random weights (`checkpoint: none`) are `load_model`'s seeded ones (`options.seed`), so
+    `fin3r reconstruct --checkpoint none --seed S` runs the same base an adapter trained with
+    `checkpoint: none`, `seed: S` was trained on.
     """
-    ckpt = None if checkpoint in (None, "", "none") else checkpoint
-    if ckpt is None and resolve_device(device).type != "meta":
-        model = load_model(name, None, device=device, seed=seed)
+    if options.random_weights and resolve_device(options.device).type != "meta":
+        model = load_model(options)
     else:
-        model = build_model(name, ckpt, device=device)
+        ckpt = None if options.random_weights else options.checkpoint
+        model = build_model(options.model, ckpt, device=options.device)
     return set_trainable(model, trainable, rank, alpha)
 
 

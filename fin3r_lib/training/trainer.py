@@ -27,7 +27,7 @@ from fin3r_lib.adapter import adapter_disabled, save_adapter
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.evaluation.depth import frame_depth_errors
 from fin3r_lib.models.base import ReconstructionModel
-from fin3r_lib.models.registry import resolve_device
+from fin3r_lib.models.loader import resolve_device
 from fin3r_lib.training.config import TrainConfig
 from fin3r_lib.training.data import (
     Draw,
@@ -249,8 +249,7 @@ class Trainer:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        ckpt = None if cfg.checkpoint in ("", "none") else cfg.checkpoint
-        self.model = model or build_student(cfg.model, ckpt, cfg.trainable, cfg.rank, cfg.alpha, self.device, cfg.seed)
+        self.model = model or build_student(cfg.model_options(), cfg.trainable, cfg.rank, cfg.alpha)
         self.frozen = FrozenCheck(self.model)
         if cfg.gradient_checkpointing:
             enable_gradient_checkpointing(self.model)

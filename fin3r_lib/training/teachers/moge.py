@@ -30,10 +30,10 @@ from torch import nn
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
 from fin3r_lib.evaluation.report import file_sha256
+from fin3r_lib.models.loader import resolve_device
 from fin3r_lib.models.moge import MoGeResult, infer, load_release, resolve_weights, seeded_model, tokens_for_level
 from fin3r_lib.models.moge.geometry import pixel_intrinsics
 from fin3r_lib.models.moge.release import read_release, variant
-from fin3r_lib.models.registry import resolve_device
 from fin3r_lib.training.teachers.base import Teacher, TeacherOutput
 
 #: bumped when the labels this teacher produces change

@@ -1,0 +1,86 @@
+"""`ModelOptions`: which model to load and how, the options the node, every `fin3r` subcommand and the
+trainer share, with one set of defaults. Plain data (no torch import, so `--help` stays fast);
+`fin3r_lib.models.loader.load_model(options)` loads it.
+
+Device default: `auto`, CUDA when torch sees a GPU, else the CPU, for the node, the CLI and the
+trainer alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from fin3r_lib.errors import SettingError
+
+#: weights dtypes by name; `auto` keeps fp32 weights (the models autocast on CUDA themselves)
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+#: `checkpoint` values meaning random initial weights (seeded by `seed`)
+RANDOM_WEIGHTS = ("", "none")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model to load and how: the options the node, `fin3r` and the trainer share.
+
+    `checkpoint`: `default` (the released weights), a local file or Hugging Face folder, a repo id,
+    or `none` (random initial weights drawn with `seed`); `adapter`: a Fin3R adapter file, PEFT
+    folder or Hub repo id, empty for the base model; `device`: `auto`, cpu, cuda, cuda:1, ...;
+    `precision`: the weights' dtype (see PRECISIONS).
+    """
+
+    model: str = "vggt-1b"
+    checkpoint: str = "default"
+    adapter: str = ""
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise SettingError("ModelOptions", "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ModelOptions:
+        """The options found in `values` (node parameters, a config dict); others keep their defaults.
+
+        Keys that are not options are ignored; None (an unset CLI flag) counts as not given.
+        """
+        given = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
+        return cls(**{k: str(v) if k in ("checkpoint", "adapter") else v for k, v in given.items()})
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelOptions:
+        """The options of parsed `fin3r` arguments (see `add_arguments`)."""
+        return cls.from_mapping(vars(args))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, adapter_help: str | None = None) -> None:
+        """`--model --checkpoint --adapter --device --precision --seed`, with these defaults."""
+        d = cls()
+        parser.add_argument("--model", default=d.model, help="backbone name, e.g. vggt-1b, vggt-tiny, cut3r-512-dpt")
+        parser.add_argument(
+            "--checkpoint",
+            default=d.checkpoint,
+            help="`default` (released weights), a local file or folder, a Hugging Face repo id, or `none` (random)",
+        )
+        parser.add_argument(
+            "--adapter",
+            default=d.adapter,
+            help=adapter_help or "Fin3R adapter: a .safetensors, a PEFT adapter folder or Hub repo id, or the "
+            "authors' .pth (default: none, the base model)",
+        )
+        parser.add_argument("--device", default=d.device, help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
+        parser.add_argument(
+            "--precision", default=d.precision, choices=PRECISIONS, help="weights dtype (auto: fp32)"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=d.seed, help="seed of the random weights of `--checkpoint none`"
+        )
+
+    @property
+    def random_weights(self) -> bool:
+        """True when `checkpoint` asks for random initial weights."""
+        return self.checkpoint in RANDOM_WEIGHTS

@@ -1,0 +1,97 @@
+"""Building and loading models: registry entry + checkpoint + adapter + device + precision, in one place.
+
+`build_model` is the library's builder (random initial weights when no checkpoint is given: tests,
+benchmarks, the trainer's student). `load_model(ModelOptions)` is what users reach through the node
+parameters, every `fin3r` subcommand and the trainer's config: the same six options with the same
+defaults everywhere (`fin3r_lib.model_options.ModelOptions`), every failure one `ModelLoadError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fin3r_lib.errors import ModelLoadError
+from fin3r_lib.model_options import ModelOptions
+from fin3r_lib.models.base import ReconstructionModel
+from fin3r_lib.models.checkpoint import load_checkpoint_into
+from fin3r_lib.models.random_heads import bias_random_camera_head, bias_random_point_heads
+from fin3r_lib.models.registry import model_entry
+
+#: weights dtype of each `precision`; `auto` keeps fp32 weights (the models autocast on CUDA themselves)
+DTYPES: dict[str, torch.dtype] = {
+    "auto": torch.float32,
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`"auto"` -> cuda when torch sees a GPU, else cpu; anything else as a torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(
+    name: str,
+    checkpoint: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    adapter: str | Path | None = None,
+    tool: str = "python",
+) -> ReconstructionModel:
+    """Build variant `name`, load `checkpoint` if given, optionally wire in a Fin3R adapter.
+
+    `device` may be "auto" (cuda when torch sees a GPU, else cpu).
+    `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
+    "default" for the variant's released weights; None leaves random initial weights (tests,
+    benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
+    returned in eval mode. `tool` ("cli", "ros", "python") sets the syntax of the hint in a
+    "file not found / not cached" error.
+    """
+    entry = model_entry(name)
+    device = resolve_device(device)
+    if checkpoint is not None or device.type == "meta":
+        with torch.device("meta"):
+            model = entry.builder()
+    else:
+        model = entry.builder()
+    model.name = name
+    if checkpoint is not None:
+        load_checkpoint_into(model, checkpoint, entry, tool=tool)
+    if device.type != "meta":
+        model = model.to(device=device, dtype=dtype)
+    if adapter:
+        from fin3r_lib.adapter import load_adapter  # PEFT (seconds to import) only when an adapter is asked for
+
+        load_adapter(model, adapter, tool=tool)
+    return model.eval()
+
+
+def load_model(options: ModelOptions, tool: str = "python") -> ReconstructionModel:
+    """The model `options` describe, for user-facing tools; every failure is one ModelLoadError.
+
+    Random weights (`checkpoint` none or empty) are drawn from torch's generator seeded with
+    `options.seed` (the global generator is left as it was) and made usable by
+    `bias_random_camera_head` (VGGT) and `bias_random_point_heads` (CUT3R, DUSt3R, MASt3R), so two
+    runs with the same seed are identical. `tool` sets the syntax of hints in errors (see build_model).
+    """
+    o, dtype = options, DTYPES[options.precision]
+    try:
+        if not o.random_weights:
+            return build_model(o.model, o.checkpoint, device=o.device, dtype=dtype, adapter=o.adapter, tool=tool)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(o.seed)
+            model = build_model(o.model, None, device="cpu", dtype=dtype, adapter=o.adapter, tool=tool)
+        bias_random_camera_head(model)
+        bias_random_point_heads(model)
+        return model.to(resolve_device(o.device)).eval()
+    except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
+        raise ModelLoadError(
+            f"cannot load model {o.model!r} (checkpoint {o.checkpoint!r}, adapter {o.adapter!r}, device "
+            f"{o.device!r}): {type(exc).__name__}: {exc}"
+        ) from exc
