@@ -88,7 +88,7 @@ def test_teacher_errors() -> None:
 
 def test_fin3r_label_with_moge_on_7scenes(seven_scenes_dir: Path, tmp_path: Path, capsys) -> None:
     from fin3r_lib.cli.main import main
-    from fin3r_lib.data.sources import open_frames
+    from fin3r_lib.training.sources import iter_source
 
     images = tmp_path / "frames"
     images.mkdir()
@@ -104,7 +104,8 @@ def test_fin3r_label_with_moge_on_7scenes(seven_scenes_dir: Path, tmp_path: Path
     assert manifest["teacher"]["variant"] == "moge-2-tiny" and manifest["teacher"]["metric"] is True
     teacher = build_teacher("moge", variant="moge-2-tiny", weights="none", num_tokens=80, device="cpu")
     cache = LabelCache(out, teacher.identity(), create=False)
-    for frame in open_frames(images):
+    frames_read, _ = iter_source(images)  # the reader `fin3r label` itself uses
+    for frame in frames_read:
         label = cache.read(frame)
         assert label.depth.shape == (480, 640) and label.mask.mean() > 0.5
         (raw,) = teacher.label([frame])
