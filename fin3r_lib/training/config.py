@@ -7,6 +7,7 @@ Keys are the fields of `TrainConfig` (flat) and of `SourceConfig` inside `single
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from fin3r_lib.datasets import SEQUENCE_KINDS
 from fin3r_lib.errors import InputError
 from fin3r_lib.model_options import ModelOptions
 
+#: a dataset path a recipe leaves to the user (`<SA1B_DIR>`): refused until set
+PLACEHOLDER = re.compile(r"<[A-Z0-9_]+>")
 #: `kind` of a source: an evaluation layout, or `other` (image folder, video, bag: `open_frames`)
 SOURCE_KINDS = ("auto", *SEQUENCE_KINDS, "other")
 
@@ -128,6 +131,18 @@ class TrainConfig:
                     raise ConfigError(f"{where}.kind: expected one of {', '.join(SOURCE_KINDS)}, got {src.kind!r}")
                 if src.stride < 1 or src.first < 0 or src.count < 0:
                     raise ConfigError(f"{where}: expected stride >= 1, first >= 0, count >= 0")
+        unset = [
+            f"{kind}.{i}.{key}={getattr(src, key)}"
+            for kind in ("single_view", "replay")
+            for i, src in enumerate(getattr(self, kind))
+            for key in ("path", "labels")
+            if PLACEHOLDER.search(getattr(src, key))
+        ]
+        if unset:
+            raise ConfigError(
+                f"dataset paths not set (recipe placeholders): {', '.join(unset)}; "
+                "give each as an override, e.g. single_view.0.path=/data/frames"
+            )
         if not self.single_view and not self.replay:
             raise ConfigError("single_view: expected at least one data source (single_view or replay)")
 
