@@ -1,7 +1,7 @@
 """Writers of reconstruction results: PLY map, TUM trajectory, depth/confidence maps, intrinsics, previews.
 
 Used by `fin3r reconstruct` and by the node's demo recorder, so both write the same files:
-- PLY (binary, open3d): x/y/z float + red/green/blue uint8;
+- PLY (binary little-endian, numpy only): x/y/z float32 + red/green/blue uint8;
 - TUM trajectory: one line per pose, `t tx ty tz qx qy qz qw` (readable by evo);
 - depth: 16-bit PNG in millimetres (0 = invalid, clipped at 65.535 m) and float32 `.npy` (NaN = invalid);
 - intrinsics: JSON with width, height, K (median over frames) and each frame's K when frame names are given;
@@ -29,26 +29,45 @@ def _check_cloud(points: np.ndarray, colors: np.ndarray) -> None:
         raise InputError(f"expected (N, 3) points and (N, 3) colours, got {points.shape} and {colors.shape}")
 
 
-_EMPTY_PLY = (
-    "ply\nformat binary_little_endian 1.0\nelement vertex 0\nproperty double x\nproperty double y\n"
-    "property double z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
-)
+_PLY_XYZ = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+_PLY_RGB = [("red", "u1"), ("green", "u1"), ("blue", "u1")]
 
 
-def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray) -> Path:
-    """Write a coloured point cloud ((N, 3) float points, (N, 3) uint8 colours) as a binary PLY."""
-    import open3d as o3d
+def ply_header(count: int, colors: bool) -> bytes:
+    """The ASCII header of a binary little-endian PLY of `count` vertices: float x/y/z (+ uchar red/green/blue)."""
+    props = [f"property float {n}" for n, _ in _PLY_XYZ] + (
+        [f"property uchar {n}" for n, _ in _PLY_RGB] if colors else []
+    )
+    lines = ["ply", "format binary_little_endian 1.0", f"element vertex {count}", *props, "end_header"]
+    return ("\n".join(lines) + "\n").encode("ascii")
 
-    _check_cloud(points, colors)
+
+def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = None) -> Path:
+    """Write (N, 3) points as a binary little-endian PLY (x/y/z float32, numpy only), with (N, 3) uint8
+    colours as red/green/blue when given. Each vertex is 12 bytes (15 with colours), after `ply_header`."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InputError(f"expected (N, 3) points, got shape {points.shape}")
+    if colors is not None:
+        colors = np.asarray(colors)
+        if colors.shape != points.shape or colors.dtype != np.uint8:
+            raise InputError(
+                f"expected (N, 3) uint8 colours for {len(points)} points, got shape {colors.shape} {colors.dtype}"
+            )
+    vertex = np.empty(len(points), np.dtype(_PLY_XYZ + (_PLY_RGB if colors is not None else [])))
+    for axis, (name, _) in enumerate(_PLY_XYZ):
+        vertex[name] = points[:, axis]
+    if colors is not None:
+        for axis, (name, _) in enumerate(_PLY_RGB):
+            vertex[name] = colors[:, axis]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if len(points) == 0:  # open3d refuses to write an empty cloud; an empty map is still a valid result
-        path.write_text(_EMPTY_PLY)
-        return path
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
-    cloud.colors = o3d.utility.Vector3dVector(np.asarray(colors, dtype=np.float64) / 255.0)
-    if not o3d.io.write_point_cloud(str(path), cloud, write_ascii=False):
-        raise OutputError(f"open3d could not write the point cloud to {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            fh.write(ply_header(len(points), colors is not None))
+            fh.write(vertex.tobytes())
+    except OSError as exc:
+        raise OutputError(f"could not write the point cloud to {path}: {exc.strerror or exc}") from exc
     return path
 
 
