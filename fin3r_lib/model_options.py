@@ -69,13 +69,12 @@ class ModelOptions:
         parser.add_argument(
             "--adapter",
             default=d.adapter,
-            help=adapter_help or "Fin3R adapter: a .safetensors, a PEFT adapter folder or Hub repo id, or the "
+            help=adapter_help
+            or "Fin3R adapter: a .safetensors, a PEFT adapter folder or Hub repo id, or the "
             "authors' .pth (default: none, the base model)",
         )
         parser.add_argument("--device", default=d.device, help="`auto` (cuda when available, else cpu), cpu, cuda, ...")
-        parser.add_argument(
-            "--precision", default=d.precision, choices=PRECISIONS, help="weights dtype (auto: fp32)"
-        )
+        parser.add_argument("--precision", default=d.precision, choices=PRECISIONS, help="weights dtype (auto: fp32)")
         parser.add_argument(
             "--seed", type=int, default=d.seed, help="seed of the random weights of `--checkpoint none`"
         )

@@ -86,8 +86,10 @@ def log_lines(stderr: str, level: str) -> list[str]:
         ({"voxel_size": "1"}, "parameter voxel_size: expected a double, got 1 (an integer); write 1.0"),
         ({"qos_depth": "5.0"}, "parameter qos_depth: expected an integer, got 5.0 (a double); write 5"),
         ({"tf_mode": "0"}, 'parameter tf_mode: expected a string, got 0 (an integer); write "0" (quoted)'),
-        ({"reset_on_time_jump": "'yes'"}, "parameter reset_on_time_jump: expected a bool, got 'yes' (a string); "
-         "write true or false"),
+        (
+            {"reset_on_time_jump": "'yes'"},
+            "parameter reset_on_time_jump: expected a bool, got 'yes' (a string); write true or false",
+        ),
         ({"voxel_size": "-1.0"}, "parameter voxel_size: expected a number > 0, got -1.0"),
         ({"align_trim": "1.0"}, "parameter align_trim: expected a number in [0, 1), got 1.0"),
     ],
