@@ -38,7 +38,8 @@ setup(
     ],
     extras_require={
         "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
-        "eval": ["evo>=1.30", "scipy"],  # fin3r_lib.evaluation: ATE/RPE by evo, KD-trees by scipy
+        # fin3r_lib.evaluation: ATE/RPE by evo, KD-trees by scipy, ICP and normals by open3d, plots by matplotlib
+        "eval": ["evo>=1.30", "scipy", "open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
         "test": ["pytest", "ruff"],
         # the moge teacher's focal / z-shift solver (MoGe's own package, installed from its git, is used when present)
         "teacher": ["scipy"],
