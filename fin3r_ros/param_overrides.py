@@ -103,9 +103,11 @@ def unknown_name_warnings(given: dict[str, Any], specs: Sequence[ParamSpec] = PA
 
 
 def check_overrides(context: Context, node_name: str, warn: Callable[[str], Any]) -> None:
-    """Check the overrides for `node_name`: `warn` each unknown name; raise on a wrong type or a value out of range."""
+    """Check the overrides for `node_name`: `warn` each unknown name; raise on a wrong type, choice or range."""
     given = given_overrides(context, node_name)
     for warning in unknown_name_warnings(given):
         warn(warning)
     check_types(given)
+    for spec in PARAMETERS:  # choices and node-only ranges
+        spec.check(given.get(spec.name, spec.default))
     session_config({**default_values(), **given})  # out-of-range settings fail here, before a model loads

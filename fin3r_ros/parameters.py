@@ -9,6 +9,7 @@ README's "Topics and parameters" tables from both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,13 +31,51 @@ TYPE_NAMES = {bool: "bool", int: "integer", float: "double", str: "string"}
 
 
 @dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric parameter: from `low` (excluded when `low_open`) up to `high` (included)."""
+
+    low: float
+    low_open: bool = False
+    high: float = math.inf
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def text(self, integer: bool) -> str:
+        """What the range expects, e.g. `an integer >= 1`, `a number > 0`."""
+        kind = "an integer" if integer else "a number"
+        low = f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        return low if math.isinf(self.high) else f"{low} and <= {self.high:g}"
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, low_open=True)
+
+
+@dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: name, default (its type is the parameter's type), description, allowed values."""
+    """One parameter: name, default (its type is the parameter's type), description, allowed values or range."""
 
     name: str
     default: Any
     description: str
     choices: tuple[str, ...] = ()
+    valid: Range | None = None
+
+    @property
+    def constraint(self) -> str:
+        """The allowed values in words (`one of: a, b`, `an integer >= 1`), empty when any value of the type goes."""
+        if self.choices:
+            return f"one of: {', '.join(self.choices)}"
+        return self.valid.text(type(self.default) is int) if self.valid else ""
+
+    def check(self, value: Any) -> None:
+        """Raise InputError naming the parameter when `value` is not one of its choices or out of its range."""
+        if (self.choices and value not in self.choices) or (self.valid and value not in self.valid):
+            expected = f"one of {self.choices}" if self.choices else self.constraint
+            raise InputError(f"parameter {self.name}: expected {expected}, got {value!r}")
 
     @property
     def type_name(self) -> str:
@@ -49,7 +88,7 @@ class ParamSpec:
             name=self.name,
             type=_TYPES.get(type(self.default), ParameterType.PARAMETER_STRING),
             description=self.description,
-            additional_constraints=f"one of: {', '.join(self.choices)}" if self.choices else "",
+            additional_constraints=self.constraint,
             read_only=True,
         )
 
@@ -98,6 +137,7 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         "input_max_side",
         0,
         "Input resolution: images whose long side is larger are downscaled first (0 = as received).",
+        valid=AT_LEAST_0,
     ),
     ParamSpec(
         "output_resolution",
@@ -117,9 +157,9 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         "Reliability of the image and camera_info subscriptions.",
         ("best_effort", "reliable"),
     ),
-    ParamSpec("qos_depth", 5, "History depth of the image and camera_info subscriptions."),
-    ParamSpec("map_rate_hz", 1.0, "Max rate of `map` (when it changed) and `path` publications."),
-    ParamSpec("path_max_length", 10000, "Poses kept in `path` (oldest dropped first)."),
+    ParamSpec("qos_depth", 5, "History depth of the image and camera_info subscriptions.", valid=AT_LEAST_1),
+    ParamSpec("map_rate_hz", 1.0, "Max rate of `map` (when it changed) and `path` publications.", valid=POSITIVE),
+    ParamSpec("path_max_length", 10000, "Poses kept in `path` (oldest dropped first).", valid=AT_LEAST_1),
     ParamSpec("map_frame", "map", "Fixed frame of `map`, `pose`, `path` and the TF parent (z up, REP 105)."),
     ParamSpec(
         "camera_frame", "camera_optical_frame", "Camera optical frame used when an image has no header.frame_id."
@@ -130,7 +170,7 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         "`publish`: TF map_frame -> camera optical frame at image time; `none`: no TF (the robot's tree owns it).",
         ("publish", "none"),
     ),
-    ParamSpec("diagnostics_rate_hz", 1.0, "Rate of the `/diagnostics` status."),
+    ParamSpec("diagnostics_rate_hz", 1.0, "Rate of the `/diagnostics` status.", valid=POSITIVE),
 )
 
 
@@ -250,12 +290,11 @@ def default_values() -> dict[str, Any]:
 
 
 def declare_parameters(node: Node) -> dict[str, Any]:
-    """Declare every parameter on `node` with its descriptor; returns the values, checked against their choices."""
+    """Declare every parameter on `node` with its descriptor; returns the values (choices and ranges checked)."""
     values = {}
     for spec in PARAMETERS:
         values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
-        if spec.choices and values[spec.name] not in spec.choices:
-            raise InputError(f"parameter {spec.name}: expected one of {spec.choices}, got {values[spec.name]!r}")
+        spec.check(values[spec.name])
     return values
 
 
@@ -303,7 +342,7 @@ def help_text() -> str:
     name_width, default_width = max(len(p.name) for p in PARAMETERS), max(map(len, defaults))
     lines = [USAGE, "parameters (name, type, default, description):"]
     for p, default in zip(PARAMETERS, defaults, strict=True):
-        extra = f" One of: {', '.join(p.choices)}." if p.choices else ""
+        extra = f" One of: {', '.join(p.choices)}." if p.choices else (f" Valid: {p.constraint}." if p.valid else "")
         lines.append(f"  {p.name:<{name_width}}  {p.type_name:<7}  {default:<{default_width}}  {p.description}{extra}")
     return "\n".join(lines) + "\n"
 

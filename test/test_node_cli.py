@@ -92,6 +92,9 @@ def log_lines(stderr: str, level: str) -> list[str]:
         ),
         ({"voxel_size": "-1.0"}, "parameter voxel_size: expected a number > 0, got -1.0"),
         ({"align_trim": "1.0"}, "parameter align_trim: expected a number in [0, 1), got 1.0"),
+        ({"qos_depth": "0"}, "parameter qos_depth: expected an integer >= 1, got 0"),
+        ({"map_rate_hz": "0.0"}, "parameter map_rate_hz: expected a number > 0, got 0.0"),
+        ({"input_max_side": "-1"}, "parameter input_max_side: expected an integer >= 0, got -1"),
     ],
 )
 def test_params_file_mistake_is_one_line_naming_parameter_and_fix(tmp_path, values, message):

@@ -1,0 +1,73 @@
+"""Node-only numeric parameters out of their range: one error naming the ROS parameter, the range and the value."""
+
+from __future__ import annotations
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from fin3r_lib.errors import InputError
+from fin3r_ros.parameters import PARAMETERS, Range, declare_parameters
+
+SPECS = {p.name: p for p in PARAMETERS}
+
+
+@pytest.mark.parametrize(
+    ("valid", "value", "inside"),
+    [
+        (Range(1), 1, True),
+        (Range(1), 0, False),
+        (Range(0, low_open=True), 0.0, False),
+        (Range(0, low_open=True), 1e-9, True),
+        (Range(0, high=1), 1.0, True),
+        (Range(0, high=1), 1.5, False),
+        (Range(0, low_open=True), float("nan"), False),
+    ],
+)
+def test_range_membership(valid, value, inside):
+    assert (value in valid) is inside
+
+
+def test_range_wording():
+    assert Range(1).text(integer=True) == "an integer >= 1"
+    assert Range(0, low_open=True).text(integer=False) == "a number > 0"
+    assert Range(0, high=1).text(integer=False) == "a number >= 0 and <= 1"
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("qos_depth", 0, "parameter qos_depth: expected an integer >= 1, got 0"),
+        ("path_max_length", -5, "parameter path_max_length: expected an integer >= 1, got -5"),
+        ("map_rate_hz", 0.0, "parameter map_rate_hz: expected a number > 0, got 0.0"),
+        ("diagnostics_rate_hz", -1.0, "parameter diagnostics_rate_hz: expected a number > 0, got -1.0"),
+        ("input_max_side", -1, "parameter input_max_side: expected an integer >= 0, got -1"),
+    ],
+)
+def test_out_of_range_node_parameter_is_refused_at_declaration(name, bad, message):
+    """Through a real rclpy node: the declared value is checked, the error names the ROS parameter."""
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        node = Node("ranges", context=context, parameter_overrides=[Parameter(name, value=bad)])
+        try:
+            with pytest.raises(InputError) as caught:
+                declare_parameters(node)
+            assert str(caught.value) == message
+        finally:
+            node.destroy_node()
+    finally:
+        context.try_shutdown()
+
+
+def test_boundary_values_are_accepted():
+    for name, value in {"qos_depth": 1, "path_max_length": 1, "input_max_side": 0, "map_rate_hz": 1e-3}.items():
+        SPECS[name].check(value)
+
+
+def test_ranges_reach_the_descriptor_for_ros2_param_describe():
+    assert SPECS["qos_depth"].descriptor().additional_constraints == "an integer >= 1"
+    assert SPECS["map_rate_hz"].descriptor().additional_constraints == "a number > 0"
+    assert SPECS["image_transport"].descriptor().additional_constraints == "one of: raw, compressed"
