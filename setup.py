@@ -35,6 +35,9 @@ setup(
         "tqdm",
         "rosbags>=0.10",
         "rosbags-image>=0.10",
+        "mcap>=1.1",  # the MCAP index reads (fin3r_lib/data/mcap_index.py), with its chunk codecs:
+        "zstandard",
+        "lz4",
     ],
     extras_require={
         "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],

@@ -1,6 +1,8 @@
 """Extraction throughput against a raw `rosbags` read + decode of the same bag, measured in the same run.
 
-Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), then times:
+Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), with uncompressed
+chunks (rosbags' writer) and with zstd chunks of 768 KiB (the `mcap` writer, as rosbag2's recorder lays
+them out), then times:
 - baseline: what a user writes with rosbags + rosbags-image: `AnyReader` over the image topic, deserialize
   each message, `message_to_cvimage(msg, "rgb8")` (one thread; for rgb8 that is a view of the message);
 - the same reading the CameraInfo and TF topics in the same pass, for comparison: rosbags copies every record
@@ -29,7 +31,7 @@ from rosbags.image import message_to_cvimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # the bag writer of the test fixtures
 
-from bag_fixtures import CameraSpec, rigid, write_bag  # noqa: E402
+from bag_fixtures import CameraSpec, rechunk_mcap, rigid, storage_file, write_bag  # noqa: E402
 
 from fin3r_lib.data.bag import iter_bag_frames  # noqa: E402
 from fin3r_lib.data.extract import ExtractOptions, extract_frames  # noqa: E402
@@ -81,9 +83,12 @@ def main() -> int:
         return 1
     rgb, poses, K = load_scene(args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        for encoding in ("rgb8", "jpeg"):
+        for encoding, chunks in [(e, c) for c in ("uncompressed", "zstd") for e in ("rgb8", "jpeg")]:
             spec = CameraSpec(rgb, K, poses, encoding=encoding)
-            bag = write_bag(Path(tmp) / f"bag_{encoding}", [spec], storage="mcap")
+            bag = write_bag(Path(tmp) / f"bag_{encoding}_{chunks}", [spec], storage="mcap")
+            if chunks == "zstd":
+                rechunk_mcap(storage_file(bag), "zstd")
+            label = f"{encoding}, {chunks} chunks"
             topic = spec.image_topic
             runs = {
                 "baseline": lambda bag=bag, topic=topic: baseline(bag, topic),
@@ -103,10 +108,10 @@ def main() -> int:
                 )
             best = best_rates(runs, args.best_of)
             base, n = best.pop("baseline")
-            print(f"[{encoding}] {n} frames, 640x480; baseline rosbags read + decode: {base:.1f} frames/s")
+            print(f"[{label}] {n} frames, 640x480; baseline rosbags read + decode: {base:.1f} frames/s")
             for name, (rate, m) in best.items():
                 assert m == n, (name, m, n)
-                print(f"[{encoding}] {name}: {rate:.1f} frames/s, ratio {rate / base:.2f}")
+                print(f"[{label}] {name}: {rate:.1f} frames/s, ratio {rate / base:.2f}")
     return 0
 
 

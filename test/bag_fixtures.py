@@ -214,3 +214,31 @@ def truncate(path: Path, fraction: float) -> int:
     with path.open("r+b") as f:
         f.truncate(size)
     return size
+
+
+def rechunk_mcap(path: Path, compression: str, chunk_size: int = 768 * 1024) -> Path:
+    """Rewrite an MCAP file in place through the `mcap` writer: `compression` ('zstd', 'lz4' or '') chunks that
+    close on the message reaching `chunk_size` bytes (768 KiB: the default of rosbag2's MCAP recorder)."""
+    from mcap.reader import make_reader
+    from mcap.writer import CompressionType, Writer
+
+    with path.open("rb") as f:
+        reader = make_reader(f)
+        header, summary = reader.get_header(), reader.get_summary()
+        messages = [(channel.id, msg) for _, channel, msg in reader.iter_messages(log_time_order=False)]
+        metadata = list(reader.iter_metadata())
+    kind = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "": CompressionType.NONE}[compression]
+    with path.open("wb") as out:
+        writer = Writer(out, chunk_size=chunk_size, compression=kind)
+        writer.start(header.profile, header.library)
+        schemas = {s.id: writer.register_schema(s.name, s.encoding, s.data) for s in summary.schemas.values()}
+        channels = {
+            c.id: writer.register_channel(c.topic, c.message_encoding, schemas.get(c.schema_id, 0), c.metadata)
+            for c in summary.channels.values()
+        }
+        for cid, msg in messages:
+            writer.add_message(channels[cid], msg.log_time, msg.data, msg.publish_time, msg.sequence)
+        for m in metadata:
+            writer.add_metadata(m.name, m.metadata)
+        writer.finish()
+    return path

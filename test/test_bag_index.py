@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import transforms3d
-from bag_fixtures import CameraSpec, bag_messages, rigid, storage_file, truncate, write_bag
+from bag_fixtures import CameraSpec, bag_messages, rechunk_mcap, rigid, storage_file, truncate, write_bag
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.rosbag2 import Writer as Writer2
@@ -52,10 +54,10 @@ def test_indexed_messages_refuse_a_file_without_summary(tmp_path):
         indexed_messages(storage_file(bag), SMALL_TOPICS)
 
 
-def test_compressed_chunks_are_refused_and_read_through_rosbags(tmp_path):
-    cam = _camera()
+def _zstd_bag_by_rosbags(path, cam: CameraSpec):
+    """A bag whose MCAP chunks rosbags' writer compresses with zstd (its own chunk layout: 1 MiB)."""
     ts = get_typestore(Stores.ROS2_KILTED)
-    writer = Writer2(tmp_path / "zstd", version=9, storage_plugin=StoragePlugin.MCAP)
+    writer = Writer2(path, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     with writer:
         connections = {}
@@ -63,13 +65,41 @@ def test_compressed_chunks_are_refused_and_read_through_rosbags(tmp_path):
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=ts)
             writer.write(connections[topic], ns, ts.serialize_cdr(msg, msgtype))
-    with pytest.raises(McapIndexError, match="compressed chunk"):
-        indexed_messages(storage_file(tmp_path / "zstd"), SMALL_TOPICS)
-    frames = list(iter_bag_frames(tmp_path / "zstd", workers=0))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["zstd by rosbags", "zstd 768 KiB", "lz4 768 KiB", "zstd 2 KiB", "none 2 KiB"])
+def test_compressed_chunks_are_read_through_the_index(tmp_path, layout, caplog):
+    cam = _camera(12)
+    if layout == "zstd by rosbags":
+        bag = _zstd_bag_by_rosbags(tmp_path / "bag", cam)
+    else:
+        bag = write_bag(tmp_path / "bag", [cam], storage="mcap")
+        compression, size = layout.split()[0].replace("none", ""), int(layout.split()[1]) * 1024
+        rechunk_mcap(storage_file(bag), compression, size)
+    with AnyReader([bag]) as reader:  # rosbags, which decompresses whole chunks, gives the expectation
+        wanted = [c for c in reader.connections if c.topic in SMALL_TOPICS]
+        expected = [(t, c.topic, bytes(raw)) for c, t, raw in reader.messages(connections=wanted)]
+        assert {c.topic for c in wanted} == set(SMALL_TOPICS)
+    assert indexed_messages(storage_file(bag), SMALL_TOPICS) == expected
+    with caplog.at_level(logging.DEBUG, logger="fin3r_lib.data.bag_context"):
+        frames = list(iter_bag_frames(bag, workers=0))
+    assert not [r for r in caplog.records if "through rosbags" in r.getMessage()]  # the index read served
     assert len(frames) == len(cam.rgb)
     for frame, rgb, pose in zip(frames, cam.rgb, cam.poses, strict=True):
         np.testing.assert_array_equal(frame.rgb, rgb)
         np.testing.assert_allclose(frame.cam_to_world, pose, atol=1e-6)
+        np.testing.assert_array_equal(frame.intrinsics, cam.K)
+
+
+def test_an_unknown_chunk_compression_is_refused(tmp_path):
+    bag = write_bag(tmp_path / "bag", [_camera()], storage="mcap")
+    path = rechunk_mcap(storage_file(bag), "zstd", 2048)
+    data = path.read_bytes()
+    assert data.count(b"zstd") > 2
+    path.write_bytes(data.replace(b"\x04\x00\x00\x00zstd", b"\x04\x00\x00\x00brot"))  # chunks and their index
+    with pytest.raises(McapIndexError, match="'brot'-compressed chunk: expected zstd, lz4 or none"):
+        indexed_messages(path, SMALL_TOPICS)
 
 
 def test_cdr_transforms_match_rosbags():
