@@ -151,8 +151,10 @@ def test_a_cut_ros1_bag_says_what_fin3r_cannot_read(tmp_path, scene, capsys):
     assert f"cannot read ROS 1 bag {bag}" in err and "`rosbag reindex` (ROS 1) rebuilds it" in err
 
 
-def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, seven_scenes):
-    """A SIGINT to a real `fin3r extract` process: one line saying where it stopped, no traceback; resume completes."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_stops_with_one_line_and_the_rerun_resumes(tmp_path, seven_scenes, signum, code):
+    """SIGINT / SIGTERM to a real `fin3r extract` process: one line saying where it stopped, no traceback, exit
+    128 + signal; what was written is kept (the manifest lists exactly the image files there); resume completes."""
     count = 100  # long enough (PNG encoding at 640x480) to interrupt in the middle
     rgb = np.concatenate([seven_scenes["rgb"], seven_scenes["rgb"]])[:count]
     bag = write_bag(tmp_path / "log", [CameraSpec(rgb, seven_scenes["K"])], storage="mcap")
@@ -165,15 +167,22 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, seven_scenes
         if (out / MANIFEST).is_file() and len((out / MANIFEST).read_bytes().splitlines()) >= 3:
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     written = len(_records(out))
     assert 3 <= written < count
     assert lines[0].startswith("fin3r extract: interrupted after ") and f"into {out}" in lines[0]
     assert "run the same command again to resume" in lines[0]
+    records = _records(out)
+    assert sorted(r["file"] for r in records) == sorted(
+        p.relative_to(out).as_posix() for p in (out / "images").rglob("*") if p.is_file()
+    )
+    for record in records[:3]:  # complete images, the frames' own pixels
+        i = CameraSpec(rgb, seven_scenes["K"]).stamps().index(record["stamp_ns"])
+        np.testing.assert_array_equal(cv2.imread(str(out / record["file"]))[..., ::-1], rgb[i])
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ)
     assert done.returncode == 0, done.stderr
     assert f"kept {count} of {count} frames ({count - written} written, {written} already done)" in done.stdout

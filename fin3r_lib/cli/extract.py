@@ -60,13 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run `fin3r extract`; prints what was written and any damaged bag (Ctrl-C / SIGTERM: where it stopped)."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    """Run `fin3r extract`; prints what was written and any damaged bag.
+
+    Ctrl-C or SIGTERM: one line saying where it stopped; exit 128 + the signal number (130, 143).
+    """
+    received = [signal.SIGINT]
+
+    def terminate(signum, frame) -> None:
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         return _run(args)
     except ExtractInterrupted as exc:
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print("fin3r extract: interrupted; run the same command again to resume", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 130
+    return 128 + received[0]
 
 
 def _run(args: argparse.Namespace) -> int:
