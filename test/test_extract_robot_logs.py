@@ -97,12 +97,29 @@ def test_an_empty_time_window_is_an_error_naming_the_bag_time_range(tmp_path, sc
     bag = write_bag(tmp_path / "log", [_spec(scene)], storage="mcap")
     assert main(["extract", str(bag), "--out", str(tmp_path / "ds"), "--quiet", *window]) == 1
     err = capsys.readouterr().err
-    span = (N - 1) * PERIOD_NS / 1e9 + 1e-9  # the /tf_static sample sits 1 ns before the first image
-    assert shown in err and f"holds no message of {bag}" in err
-    assert f"the bag spans 0 .. {span:.3f} s (1491682360.314066468 .. 1491682360.814066469)" in err
+    last = STAMP0 + (N - 1) * PERIOD_NS  # the images' log times; the /tf_static sample sits 1 ns before the first
+    stamps = f"1491682360.314066469 .. {last // 10**9}.{last % 10**9:09d}"
+    span = f"they span 0.000 .. {(last - STAMP0 + 1) / 1e9:.3f} s ({stamps})"
+    assert shown in err and f"holds no image of ['/cam/image_raw'] in {bag}: {span}" in err
+    assert "(seconds from the bag's start, 1491682360.314066468)" in err
     assert main(["extract", str(bag), "--out", str(tmp_path / "ds"), "--start", "0.4", "--end", "0.2"]) == 1
     assert "empty time window: --start 0.4 s is after --end 0.2 s" in capsys.readouterr().err
     assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3", "ros1"])
+def test_the_window_is_checked_against_the_image_topic_not_the_whole_bag(tmp_path, scene, capsys, storage):
+    """/cam images in the first 0.5 s, /front's from 6 s: a window from 3 s holds messages, but no /cam image."""
+    front = _spec(scene, STAMP0 + 60 * PERIOD_NS, ns="/front")
+    bag = write_bag(tmp_path / ("log.bag" if storage == "ros1" else "log"), [_spec(scene), front], storage=storage)
+    out = tmp_path / "ds"
+    args = ["extract", str(bag), "--out", str(out), "--quiet", "--start", "3"]
+    assert main([*args, "--topic", "/cam/image_raw"]) == 1
+    err = capsys.readouterr().err
+    assert f"holds no image of ['/cam/image_raw'] in {bag}: they span 0.000 .. 0.500 s" in err, err
+    assert not out.exists()
+    assert main([*args, "--topic", "/front/image_raw", "--duplicate-level", "0", "--blur-ratio", "0"]) == 0
+    assert f"kept {N} of {N}" in capsys.readouterr().out
 
 
 def _not_bags(tmp_path: Path, scene) -> dict[str, tuple[Path, str]]:

@@ -31,6 +31,7 @@ from fin3r_lib.data.bag_decode import Decoded, Inline, Ready, decode_colour, dec
 from fin3r_lib.data.bag_messages import read_messages
 from fin3r_lib.data.bag_open import as_paths, open_bag
 from fin3r_lib.data.bag_report import BagError, ReadReport
+from fin3r_lib.data.bag_times import topic_log_range
 from fin3r_lib.data.bag_topics import COMPRESSED_IMAGE, CameraStream, choose_streams
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.data.pairing import PairedImage, StampPairer
@@ -79,17 +80,30 @@ class OpenedBag:
     pairers: dict[str, StampPairer] = field(default_factory=dict)
 
 
-def _window(reader: AnyReader, path: Path, start: float | None, end: float | None) -> tuple[int | None, int | None]:
-    """Log-time bounds (ns) of `start` / `end` seconds from the bag's start; BagError when they hold nothing."""
+def _window(
+    reader: AnyReader, path: Path, selection: BagSelection, topics: Sequence[str]
+) -> tuple[int | None, int | None]:
+    """Log-time bounds (ns) of `start` / `end` seconds from the bag's start; BagError when they hold no image of
+    `topics` (the image topics' own time range, not the whole bag's, which TF or other topics may extend)."""
+    start, end = selection.start, selection.end
     if reader.message_count == 0:
         raise BagError(f"{path} holds no message")
-    t0, t1 = reader.start_time, reader.end_time - 1  # rosbags' end time is just after the last message
+    t0 = reader.start_time
     lo = None if start is None else t0 + round(start * 1e9)
     hi = None if end is None else t0 + round(end * 1e9)
-    if (lo is not None and lo > t1) or (hi is not None and hi < t0):
+    if lo is None and hi is None:
+        return lo, hi
+    first, last = topic_log_range(reader, path, topics) or (None, None)
+    if first is None or (lo is not None and lo > last) or (hi is not None and hi < first):
+        span = (
+            "none has a message"
+            if first is None
+            else f"they span {(first - t0) / 1e9:.3f} .. {(last - t0) / 1e9:.3f} s"
+            f" ({format_stamp_ns(first)} .. {format_stamp_ns(last)})"
+        )
         raise BagError(
-            f"the time window --start {start} --end {end} (seconds from the bag's start) holds no message of {path}:"
-            f" the bag spans 0 .. {(t1 - t0) / 1e9:.3f} s ({format_stamp_ns(t0)} .. {format_stamp_ns(t1)})"
+            f"the time window --start {start} --end {end} (seconds from the bag's start, "
+            f"{format_stamp_ns(t0)}) holds no image of {list(topics)} in {path}: {span}"
         )
     return lo, hi
 
@@ -97,7 +111,7 @@ def _window(reader: AnyReader, path: Path, start: float | None, end: float | Non
 def _checked(reader: AnyReader, report: ReadReport, path: Path, selection: BagSelection) -> OpenedBag:
     """Everything `selection` asks of one bag checked, its context read (BagError saying what is missing)."""
     streams = choose_streams(reader, path, selection.topics, selection.depth_topics)
-    window = _window(reader, path, selection.start, selection.end)
+    window = _window(reader, path, selection, list(streams))
     context = read_context(reader, streams, report)
     fixed = selection.fixed_frame
     if fixed and context.tf.frames and fixed.lstrip("/") not in context.tf.frames:

@@ -65,7 +65,7 @@ def _calibration(reader: AnyReader, raw: bytes, msgtype: str) -> Calibration:
     return Calibration(None if not k.any() else k, d)
 
 
-def _mcap_files(reader: AnyReader) -> list[Path] | None:
+def mcap_files(reader: AnyReader) -> list[Path] | None:
     """The storage files behind `reader` when every one is MCAP, else None.
 
     A rosbag2 directory's files are listed, not taken from metadata.yaml (parsing it again costs more
@@ -82,7 +82,7 @@ def _context_messages(reader: AnyReader, wanted: list, report: ReadReport) -> It
     included); files without a usable index, other formats, and damaged files go through `rosbags`.
     """
     types = {c.topic: c.msgtype for c in wanted}
-    files = _mcap_files(reader)
+    files = mcap_files(reader)
     if files and not any(c.topic in types and c not in wanted for c in reader.connections):
         try:
             found = heapq.merge(*(indexed_messages(f, types.keys()) for f in files), key=lambda m: m[0])

@@ -25,6 +25,7 @@ from mcap.exceptions import McapError
 from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import ChunkIndex, MessageIndex
+from mcap.summary import Summary
 
 from fin3r_lib.data.bag_recovery import MCAP_MAGIC
 from fin3r_lib.errors import InputError
@@ -153,6 +154,17 @@ def _chunk_messages(
     return out
 
 
+def _summary(f, path: Path) -> Summary:
+    """The summary section of an open MCAP file (McapIndexError when it has none, or no chunk index)."""
+    size = os.fstat(f.fileno()).st_size
+    if size < 2 * len(MCAP_MAGIC) or _read(f, len(MCAP_MAGIC), size - len(MCAP_MAGIC)) != MCAP_MAGIC:
+        raise McapIndexError(f"{path}: expected MCAP magic at both ends of the file (a cut file has no summary)")
+    summary = SeekingReader(f).get_summary()
+    if summary is None or (summary.channels and not summary.chunk_indexes):
+        raise McapIndexError(f"{path}: expected an MCAP summary with chunk indexes, found none")
+    return summary
+
+
 def indexed_messages(path: Path, topics: Collection[str]) -> list[tuple[int, str, bytes]]:
     """(log time ns, topic, serialized message) of every message of `topics` in the MCAP file, in log-time order.
 
@@ -160,14 +172,7 @@ def indexed_messages(path: Path, topics: Collection[str]) -> list[tuple[int, str
     """
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 2 * len(MCAP_MAGIC) or _read(f, len(MCAP_MAGIC), size - len(MCAP_MAGIC)) != MCAP_MAGIC:
-                raise McapIndexError(
-                    f"{path}: expected MCAP magic at both ends of the file (a cut file has no summary)"
-                )
-            summary = SeekingReader(f).get_summary()
-            if summary is None or (summary.channels and not summary.chunk_indexes):
-                raise McapIndexError(f"{path}: expected an MCAP summary with chunk indexes, found none")
+            summary = _summary(f, path)
             wanted = {cid: ch.topic for cid, ch in summary.channels.items() if ch.topic in topics}
             found, zstd = [], zstandard.ZstdDecompressor()
             for chunk in summary.chunk_indexes:
@@ -180,3 +185,23 @@ def indexed_messages(path: Path, topics: Collection[str]) -> list[tuple[int, str
         raise McapIndexError(f"{path}: not readable through its MCAP index: {exc}") from exc
     found.sort(key=lambda m: m[:3])  # by log time, then file position (unique)
     return [(t, topic, data) for t, _, _, topic, data in found]
+
+
+def indexed_log_times(path: Path, topics: Collection[str]) -> list[int]:
+    """Log times (ns) of every message of `topics` in the MCAP file, from its message indexes alone (no record read).
+
+    Raises `McapIndexError` as `indexed_messages` does.
+    """
+    try:
+        with open(path, "rb") as f:
+            summary = _summary(f, path)
+            wanted = {cid for cid, ch in summary.channels.items() if ch.topic in topics}
+            times = []
+            for chunk in summary.chunk_indexes:
+                for entries in _message_indexes(f, chunk, wanted & chunk.message_index_offsets.keys()).values():
+                    times += [t for t, _ in entries]
+    except McapIndexError:
+        raise
+    except (McapError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise McapIndexError(f"{path}: not readable through its MCAP index: {exc}") from exc
+    return times
