@@ -170,8 +170,12 @@ def write_bag(
     storage: str = "mcap",
     version: int = 9,
     store: Stores = Stores.ROS2_KILTED,
+    ros1_chunk_bytes: int | None = None,
+    ros1_compression: str | None = None,
 ) -> Path:
-    """Write a bag at `path` (a rosbag2 directory, or a `.bag` file when `storage == "ros1"`); returns it."""
+    """Write a bag at `path` (a rosbag2 directory, or a `.bag` file when `storage == "ros1"`); returns it.
+
+    `ros1_chunk_bytes` / `ros1_compression` ('bz2', 'lz4'): the ROS 1 writer's chunk size and compression."""
     path = Path(path)
     ros1 = storage == "ros1"
     ts = get_typestore(Stores.ROS1_NOETIC if ros1 else store)
@@ -180,6 +184,9 @@ def write_bag(
     messages = bag_messages(ts, cameras, ros1)
     if ros1:
         writer = Writer1(path)
+        writer.chunk_threshold = ros1_chunk_bytes or writer.chunk_threshold
+        if ros1_compression:
+            writer.set_compression(Writer1.CompressionFormat[ros1_compression.upper()])
     else:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         writer = Writer2(path, version=version, storage_plugin=plugin)

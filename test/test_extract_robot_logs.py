@@ -17,6 +17,7 @@ import pytest
 from bag_fixtures import PERIOD_NS, CameraSpec, rigid, write_bag
 
 from fin3r_lib.cli.main import main
+from fin3r_lib.data.bag import iter_bag_frames
 from fin3r_lib.data.dataset import MANIFEST, SETTINGS, DatasetError, FrameDataset
 from fin3r_lib.data.extract import ExtractOptions, extract_frames
 from fin3r_lib.data.selection import SelectionConfig
@@ -159,13 +160,37 @@ def test_inputs_that_are_not_bags_say_what_was_expected_and_found(tmp_path, scen
     assert not (tmp_path / "ds").exists()
 
 
-def test_a_cut_ros1_bag_says_what_fin3r_cannot_read(tmp_path, scene, capsys):
-    bag = write_bag(tmp_path / "log.bag", [_spec(scene)], storage="ros1")
+@pytest.mark.parametrize("compression", [None, "bz2", "lz4"])
+def test_a_cut_ros1_bag_gives_the_frames_of_its_complete_chunks(tmp_path, scene, capsys, compression):
+    """A recorder killed mid-write: the chunks before the cut are read (as `rosbag reindex` would recover them),
+    frames identical to the uncut bag's first ones; the report says where it stopped and that the loss is unknown."""
+    spec = _spec(scene)
+    full = write_bag(tmp_path / "full.bag", [spec], storage="ros1", ros1_chunk_bytes=1, ros1_compression=compression)
+    expected = list(iter_bag_frames(full, workers=0))
+    cut = tmp_path / "cut.bag"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+    reports = []
+    frames = list(iter_bag_frames(cut, workers=0, reports=reports))
+    assert 1 <= len(frames) < len(expected) == N
+    for got, want in zip(frames, expected, strict=False):
+        assert got.stamp_ns == want.stamp_ns
+        np.testing.assert_array_equal(got.rgb, want.rgb)
+        np.testing.assert_array_equal(got.intrinsics, want.intrinsics)
+        np.testing.assert_array_equal(got.cam_to_world, want.cam_to_world)
+    (report,) = reports
+    assert report.lost is None and report.messages is None and report.damaged
+    assert report.stopped_at[0].startswith("cut.bag: byte offset ") and "complete chunks kept" in report.stopped_at[0]
+    assert main(["extract", str(cut), "--list"]) == 0
+    assert "/cam/image_raw" in capsys.readouterr().out
+
+
+def test_a_ros1_bag_cut_inside_its_first_chunk_says_so(tmp_path, scene, capsys):
+    bag = write_bag(tmp_path / "log.bag", [_spec(scene)], storage="ros1")  # one chunk of 1 MiB
     with bag.open("r+b") as f:
         f.truncate(bag.stat().st_size // 2)
     assert main(["extract", str(bag), "--list"]) == 1
     err = capsys.readouterr().err
-    assert f"cannot read ROS 1 bag {bag}" in err and "`rosbag reindex` (ROS 1) rebuilds it" in err
+    assert f"cannot read ROS 1 bag {bag}: no complete chunk (the file is cut at byte" in err, err
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -3,7 +3,9 @@
 What is not a bag (an image folder, a video, an empty or garbage file) is refused with what was expected
 and what was found, naming the user's path. A rosbag2 storage file that `rosbags` cannot open (a crashed
 recorder's truncated MCAP or sqlite3 file) is read from a recovered copy of its readable part
-(`bag_recovery`); the `ReadReport` says how many messages were lost and where.
+(`bag_recovery`), and a cut ROS 1 bag from a re-indexed copy of its complete chunks (`ros1_recovery`);
+the `ReadReport` says how many messages were lost (unknown for ROS 1, whose count was in the lost index)
+and where reading stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from fin3r_lib.data.bag_recovery import MCAP_MAGIC, recover_mcap, recover_sqlite3
 from fin3r_lib.data.bag_report import BagError, ReadReport
+from fin3r_lib.data.ros1_recovery import recover_ros1
 
 OPEN_ERRORS = (AnyReaderError, Reader1Error, Reader2Error, OSError)
 STORAGE_SUFFIXES = (".mcap", ".db3")
@@ -135,11 +138,15 @@ def _opened(files: list[Path], typestore: Stores | None) -> AnyReader:
     return reader
 
 
-def _ros1_error(path: Path, exc: Exception) -> BagError:
-    return BagError(
-        f"cannot read ROS 1 bag {path}: {exc}. fin3r reads ROS 1 bags through their index, which a cut "
-        "recording lacks; `rosbag reindex` (ROS 1) rebuilds it, then the readable part is extracted"
-    )
+def _recover_ros1(path: Path, workdir: Path, exc: Exception) -> tuple[list[Path], ReadReport]:
+    """A re-indexed copy (in `workdir`) of the complete chunks of a ROS 1 bag that `rosbags` cannot open."""
+    try:
+        recovered = recover_ros1(path, workdir / path.name)
+    except BagError as err:
+        raise BagError(f"{err}; rosbags: {exc}") from exc
+    report = ReadReport(str(path))  # the message count was in the lost index: what is lost is unknown
+    report.stopped_at.append(f"{path.name}: {recovered.where}")
+    return [recovered.path], report
 
 
 @contextmanager
@@ -155,8 +162,9 @@ def open_bag(path: str | Path, typestore: Stores | None = None) -> Iterator[tupl
             reader, report = _opened([path], typestore), ReadReport(str(path))
         except OPEN_ERRORS as exc:
             if path.suffix == ".bag":
-                raise _ros1_error(path, exc) from exc
-            files, report = _recover(path, Path(tmp))
+                files, report = _recover_ros1(path, Path(tmp), exc)
+            else:
+                files, report = _recover(path, Path(tmp))
             try:
                 reader = _opened(files, typestore)
             except OPEN_ERRORS as exc2:
