@@ -123,6 +123,19 @@ def test_the_window_is_checked_against_the_image_topic_not_the_whole_bag(tmp_pat
     assert f"kept {N} of {N}" in capsys.readouterr().out
 
 
+def test_an_mcap_cut_inside_its_only_chunk_says_nothing_is_readable(tmp_path, scene, capsys):
+    """Before: `--list` printed no topic and exit 0, `extract` said "no camera image topic ... none"."""
+    bag = write_bag(tmp_path / "log", [_spec(scene)], storage="mcap")  # small images: one chunk
+    mcap = next(bag.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    for args in (["--list"], ["--out", str(tmp_path / "ds")]):
+        assert main(["extract", str(bag), *args]) == 1
+        err = capsys.readouterr().err
+        assert f"cannot read bag {bag}: it is cut before its first complete record of messages" in err, err
+        assert "(stopped at log.mcap: byte offset " in err and "nothing is readable" in err
+    assert not (tmp_path / "ds").exists()
+
+
 def _not_bags(tmp_path: Path, scene) -> dict[str, tuple[Path, str]]:
     """Inputs that are not (readable) bags, each with the error it must give."""
     (tmp_path / "empty.mcap").write_bytes(b"")

@@ -169,6 +169,12 @@ def open_bag(path: str | Path, typestore: Stores | None = None) -> Iterator[tupl
                 reader = _opened(files, typestore)
             except OPEN_ERRORS as exc2:
                 raise BagError(f"cannot read bag {path}: its readable part does not open ({exc2})") from exc2
+            if reader.message_count == 0:
+                reader.close()
+                raise BagError(
+                    f"cannot read bag {path}: it is cut before its first complete record of messages"
+                    f" (stopped at {', '.join(report.stopped_at)}); nothing is readable"
+                ) from exc
         try:
             report.readable = reader.message_count
             if report.messages is None and not report.stopped_at:
