@@ -182,7 +182,7 @@ class OutputFolder:
 
     def on_finish(self, runner: Runner, summary: RunSummary) -> None:
         """Write the map, intrinsics, previews and summary; keep a resume state when interrupted."""
-        points, colors = runner.session.map_cloud()
+        points, colors = runner.map_cloud()
         write_ply(self.out / "map.ply", points, colors)
         if self._names:
             write_intrinsics(self.out / "intrinsics.json", np.stack(self._intrinsics), self._size, self._names)

@@ -6,6 +6,11 @@ result goes to every `Sink` (ROS publishers, an output folder, an evaluator). A 
 cannot use (a `Fin3rError` of that frame: not placed, bad input, non-finite output) and an input item
 a source could not decode (`SkippedFrame`) are both skipped, counted and reported to the sinks with
 their reason; the run goes on.
+
+Metric scale (`RunnerOptions.scale`, see `fin3r_lib.session.scale`): the runner feeds its estimator
+with each frame's known odometry pose (`Frame.cam_to_world`, at keyframes) or aligned sensor depth
+(`Frame.depth`); once the estimate is known, every result handed to the sinks (and `map_cloud`) is
+in metres. Without a scale source results are the session's, untouched.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.reconstruction import Reconstruction
 from fin3r_lib.session import ReconstructionSession, SessionConfig, SessionResult
+from fin3r_lib.session.scale import ScaleConfig, ScaleEstimate, ScaleEstimator, scaled_frame
 
 
 @dataclass
@@ -34,6 +40,7 @@ class RunnerOptions:
     #: 0: full size; else downscale (cv2.INTER_AREA) so that max(H, W) <= it; intrinsics scaled, depth nearest
     input_max_side: int = 0
     session: SessionConfig = field(default_factory=SessionConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_max_side, int) or isinstance(self.input_max_side, bool) or self.input_max_side < 0:
@@ -109,6 +116,12 @@ def resize_frame(frame: Frame, max_side: int) -> Frame:
     return dataclasses.replace(frame, **changes)
 
 
+def scaled_result(result: SessionResult, scale: float) -> SessionResult:
+    """`result` in metres: geometry and cloud multiplied by `scale` (metres per session unit)."""
+    points = (result.points * scale).astype(result.points.dtype)
+    return dataclasses.replace(result, frame=scaled_frame(result.frame, scale), points=points)
+
+
 class Runner:
     """Frames -> the session -> sinks; see the module docstring."""
 
@@ -118,6 +131,7 @@ class Runner:
         self.model = model
         self.options = options or RunnerOptions()
         self.session = ReconstructionSession(model, self.options.session)
+        self.scale = ScaleEstimator(self.options.scale)
         self._sinks: list[Sink] = list(sinks)
         self.items = 0  # input items processed (reconstructed or skipped)
         self.taken = 0  # frames given to the session (reconstructed or rejected by it)
@@ -151,9 +165,33 @@ class Runner:
         self.frames += 1
         self.resets += result.was_reset
         self.model_s += result.timings["model_s"]
+        result = self._metric(prepared, result)
         for sink in self._sinks:
             sink.on_frame(prepared, result)
         return result
+
+    @property
+    def scale_estimate(self) -> ScaleEstimate:
+        """The current metric scale (None: results are in the session's units)."""
+        return self.scale.estimate
+
+    def map_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """The session's map, in metres once the scale is known: (N, 3) float32 points, (N, 3) uint8 colours."""
+        points, colors = self.session.map_cloud()
+        scale = self.scale.estimate.scale
+        return (points if scale is None else (points * scale).astype(np.float32)), colors
+
+    def _metric(self, frame: Frame, result: SessionResult) -> SessionResult:
+        """Feed the frame's scale sample (a session reset restarts the estimate) and scale `result` when known."""
+        source = self.scale.config.source
+        if result.was_reset:
+            self.scale.reset()
+        if source == "odometry" and result.is_keyframe and frame.cam_to_world is not None:
+            self.scale.add_positions(result.frame.cam_to_world[:3, 3], np.asarray(frame.cam_to_world)[:3, 3])
+        elif source == "depth" and frame.depth is not None:
+            self.scale.add_depth(result.frame.depth, frame.depth)
+        scale = self.scale.estimate.scale
+        return result if scale is None else scaled_result(result, scale)
 
     def run(
         self,
@@ -205,6 +243,7 @@ class Runner:
     def reset(self) -> None:
         """Forget every frame: the next one starts a new world (counted as a reset)."""
         self.session.reset()
+        self.scale.reset()
         self.resets += 1
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:

@@ -107,6 +107,8 @@ _SESSION_DESCRIPTIONS = {
     "align_samples": "Pixels per keyframe kept to fit the Sim(3) aligning windowed predictions.",
     "align_trim": "Fraction of worst residuals dropped before the final Sim(3) fit.",
     "max_trajectory": "Poses kept in the session's trajectory (oldest dropped first).",
+    "use_camera_intrinsics": "Use the paired camera_info's K (rescaled to the output grid) for depth/camera_info, "
+    "points and map instead of the model's estimate (kept as a focal ratio in /diagnostics).",
 }
 
 _MODEL = ModelOptions()  # the node's model defaults are the library's (same as `fin3r reconstruct`)

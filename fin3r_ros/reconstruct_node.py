@@ -154,11 +154,15 @@ class ReconstructNode(Node):
         """The message as a Frame (RGB checked against its camera_info; exact stamp; header frame id)."""
         msg = item.msg
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        intrinsics = None
         if item.camera_info is not None:
-            check_camera_info_matches(camera_info_to_model(item.camera_info), rgb.shape[:2])
+            camera = camera_info_to_model(item.camera_info)
+            check_camera_info_matches(camera, rgb.shape[:2])
+            intrinsics = camera.K
         stamp_ns = stamp_to_ns(msg.header.stamp)
         return Frame(
             rgb=rgb,
+            intrinsics=intrinsics,
             stamp=stamp_ns / 1e9,
             stamp_ns=stamp_ns,
             frame_id=msg.header.frame_id or self.values["camera_frame"],

@@ -64,3 +64,14 @@ def test_bad_settings_are_refused_with_what_was_expected(kwargs):
 def test_unknown_stream_is_refused():
     with pytest.raises(InputError, match="unknown stream 'depth'"):
         StampPairer(("camera_info",), 0.1).add_companion("depth", 0, None)
+
+
+def test_a_stream_that_never_delivered_is_not_waited_for_when_optional():
+    p = StampPairer(("camera_info", "depth"), tolerance_s=0.01, wait_for_unheard=False)
+    (first,) = p.add_image(100 * MS, "img0")  # nothing heard on either stream: decided at once
+    assert first.companions == {"camera_info": None, "depth": None}
+    p.add_companion("camera_info", 200 * MS, "info")
+    assert p.add_image(205 * MS, "img1") == []  # camera_info was heard: wait for a later one (nearest)
+    (second,) = p.add_companion("camera_info", 300 * MS, "info2")
+    assert second.companions == {"camera_info": "info", "depth": None}
+    assert p.counts.unpaired == {"camera_info": 1, "depth": 2}

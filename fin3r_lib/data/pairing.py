@@ -4,7 +4,9 @@ A companion pairs with an image when its stamp equals the image's, else when it 
 within `tolerance_ns`. Messages of one stream are assumed to arrive in stamp order; images wait in a
 bounded queue until every companion stream either matched exactly or has moved past
 `image stamp + tolerance` (nothing closer can still come), or the queue overflows (the oldest image is
-then decided with what has arrived). Every buffer is bounded; decided images come back in arrival order.
+then decided with what has arrived). With `wait_for_unheard=False` a stream that has not delivered
+anything yet is not waited for (an optional topic nobody publishes). Every buffer is bounded; decided
+images come back in arrival order.
 """
 
 from __future__ import annotations
@@ -81,7 +83,12 @@ class StampPairer:
     """Images paired with the companion streams `streams` (e.g. ("camera_info", "depth"))."""
 
     def __init__(
-        self, streams: tuple[str, ...], tolerance_s: float, max_companions: int = 64, max_waiting: int = 8
+        self,
+        streams: tuple[str, ...],
+        tolerance_s: float,
+        max_companions: int = 64,
+        max_waiting: int = 8,
+        wait_for_unheard: bool = True,
     ) -> None:
         if not tolerance_s >= 0:
             raise InputError(f"pairing tolerance: expected seconds >= 0, got {tolerance_s!r}")
@@ -91,6 +98,7 @@ class StampPairer:
         self._buffers = {name: CompanionBuffer(max_companions) for name in streams}
         self._waiting: deque[tuple[int, Any]] = deque()
         self._max_waiting = max_waiting
+        self._wait_for_unheard = wait_for_unheard
         self.counts = PairingCounts(unpaired=dict.fromkeys(streams, 0))
 
     def add_companion(self, stream: str, stamp_ns: int, item: Any) -> list[PairedImage]:
@@ -119,6 +127,8 @@ class StampPairer:
         for buf in self._buffers.values():
             hit = buf.nearest(stamp_ns, 0)
             newest = buf.newest_ns
+            if newest is None and not self._wait_for_unheard:
+                continue
             if hit is None and (newest is None or newest < stamp_ns + self.tolerance_ns):
                 return False
         return True

@@ -150,7 +150,7 @@ class SystemEvaluator:
         return sim3_align(np.concatenate(self._src), np.concatenate(self._dst))
 
     def _map_metrics(self, runner: Runner) -> dict:
-        points, _ = runner.session.map_cloud()
+        points, _ = runner.map_cloud()
         if not self._src or not len(points):
             return {}
         reference = self._reference.points()

@@ -30,6 +30,7 @@ class SessionConfig:
     align_samples: int = 4096  # pixels per keyframe kept to fit the Sim(3) of windowed predictions
     align_trim: float = 0.2  # fraction of worst residuals dropped before the final Sim(3) fit
     max_trajectory: int = 100_000  # poses kept in `trajectory` (oldest dropped first)
+    use_camera_intrinsics: bool = True  # a frame's own K (camera_info, calibration) replaces the model's
 
     def __post_init__(self) -> None:
         positive_ints = ("context_size", "max_map_points", "map_pixel_stride", "cloud_pixel_stride")

@@ -17,21 +17,24 @@ Keyframes (see `KeyframeGate`) feed the windowed context and the map; every fram
 A frame whose prediction cannot be placed (also: a non-finite pose, non-finite or non-positive focal
 lengths) raises AlignmentError and leaves the session as it was;
 a frame of another size than the session's first raises InputError (reset to change resolution).
-A frame's own intrinsics and pose are not used: the backbones estimate both. The backbones compute
-only the heads the session reads (`SESSION_HEADS`: depth and camera), not the point head.
+A frame's own intrinsics (a paired camera_info, a dataset's calibration, on the frame's grid) replace
+the model's for every unprojection (`use_camera_intrinsics`): the frame's points, the map and the
+alignment samples; the model's own K stays in `SessionResult.model_intrinsics` (a diagnostic). A
+frame's pose (odometry, ground truth) is not used by the session. The backbones compute only the heads
+the session reads (`SESSION_HEADS`: depth and camera), not the point head.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
-from fin3r_lib.geometry import rigid_inverse, unproject_pixels
+from fin3r_lib.geometry import rigid_inverse, unproject_depth, unproject_pixels
 from fin3r_lib.models.base import SESSION_HEADS, ReconstructionModel, check_rgb_images
 from fin3r_lib.models.reconstruction import FrameResult
 from fin3r_lib.session.align import check_finite_pose, check_intrinsics, fit_sim3_robust, transform_frame
@@ -51,6 +54,7 @@ class SessionResult:
     timings: dict[str, float]  # seconds: gate_s, model_s, align_s, map_s, total_s
     points: np.ndarray  # (N, 3) float32 confidence-filtered world points of this frame
     colors: np.ndarray  # (N, 3) uint8
+    model_intrinsics: np.ndarray | None = None  # the model's own K when the frame's K replaced it, else None
 
 
 @dataclass
@@ -69,6 +73,13 @@ def confidence_mask(depth: np.ndarray, conf: np.ndarray, min_confidence: float, 
     if top_fraction < 1.0 and mask.any():
         mask &= conf >= np.quantile(conf[mask], 1.0 - top_fraction)
     return mask
+
+
+def with_intrinsics(frame: FrameResult, intrinsics: np.ndarray) -> FrameResult:
+    """`frame` with intrinsics `intrinsics` (3x3): its world points unprojected from its depth and pose with them."""
+    k = np.asarray(intrinsics, dtype=np.float64)
+    points = unproject_depth(frame.depth, k, frame.cam_to_world).astype(np.float32)
+    return replace(frame, intrinsics=k.copy(), world_points=points)
 
 
 def _capped_weights(weights: np.ndarray) -> np.ndarray:
@@ -189,14 +200,15 @@ class ReconstructionSession:
             raise InputError(
                 f"expected frames of size {self._size} like the session's first frame, got {frame.size}; reset first"
             )
+        known_k = self._known_intrinsics(frame)
         decision = self._gate.decide(frame.rgb, frame.stamp)
         t_gate = time.perf_counter()
         if self._stream is not None:
-            placed, t_model = self._place_streamed(frame.rgb)
+            placed, model_k, t_model = self._place_streamed(frame.rgb, known_k)
         elif self._pairwise and self._keyframes:
-            placed, t_model = self._place_pairwise(frame.rgb)
+            placed, model_k, t_model = self._place_pairwise(frame.rgb, known_k)
         else:
-            placed, t_model = self._place_windowed(frame.rgb)
+            placed, model_k, t_model = self._place_windowed(frame.rgb, known_k)
         t_align = time.perf_counter()
 
         c = self.config
@@ -217,54 +229,68 @@ class ReconstructionSession:
             "map_s": t_end - t_align,
             "total_s": t_end - t_start,
         }
-        return SessionResult(placed, frame.stamp, decision.is_keyframe, was_reset, timings, points, colors)
+        model_k = model_k if known_k is not None else None
+        return SessionResult(placed, frame.stamp, decision.is_keyframe, was_reset, timings, points, colors, model_k)
 
-    def _place_streamed(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+    def _known_intrinsics(self, frame: Frame) -> np.ndarray | None:
+        """The frame's own K when the session uses it (InputError when it is not a usable 3x3 pinhole K)."""
+        if not self.config.use_camera_intrinsics or frame.intrinsics is None:
+            return None
+        k = np.asarray(frame.intrinsics, dtype=np.float64)
+        if k.shape != (3, 3) or not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0):
+            raise InputError(f"expected the frame's intrinsics as a finite 3x3 K with fx, fy > 0, got {k.tolist()}")
+        return k
+
+    @staticmethod
+    def _use_k(frame: FrameResult, known_k: np.ndarray | None) -> FrameResult:
+        """`frame` checked, with the known K when there is one."""
+        check_finite_pose(frame)
+        check_intrinsics(frame)
+        return frame if known_k is None else with_intrinsics(frame, known_k)
+
+    def _place_streamed(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         assert self._stream is not None
         t0 = time.perf_counter()
-        raw = self._stream.step(rgb)
+        predicted = self._stream.step(rgb)
         t_model = time.perf_counter() - t0
-        check_finite_pose(raw)
-        check_intrinsics(raw)
+        raw = self._use_k(predicted, known_k)
         world_from_stream = self._world_from_stream
         if world_from_stream is None:
             world_from_stream = rigid_inverse(raw.cam_to_world)
         placed = transform_frame(raw, world_from_stream)
         self._world_from_stream = world_from_stream
-        return placed, t_model
+        return placed, predicted.intrinsics, t_model
 
-    def _place_windowed(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+    def _place_windowed(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         context = list(self._keyframes)
         t0 = time.perf_counter()
         rec = self.model.predict([kf.rgb for kf in context] + [rgb], heads=SESSION_HEADS)
         t_model = time.perf_counter() - t0
         if len(rec) != len(context) + 1:
             raise InputError(f"expected {len(context) + 1} frames from the model, got {len(rec)}")
-        current = rec.frame(len(context))
-        check_finite_pose(current)
-        check_intrinsics(current)
+        predicted = rec.frame(len(context))
+        current = self._use_k(predicted, known_k)
         if not context:
-            return transform_frame(current, rigid_inverse(current.cam_to_world)), t_model
+            return transform_frame(current, rigid_inverse(current.cam_to_world)), predicted.intrinsics, t_model
         idx = self._sample_pixels(current)
-        src = np.concatenate([self._sample_points(rec.frame(i), idx) for i in range(len(context))])
+        src = np.concatenate([self._sample_points(rec.frame(i), idx, known_k) for i in range(len(context))])
         dst = np.concatenate([kf.points for kf in context])
         pred_conf = np.concatenate([rec.depth_conf[i].reshape(-1)[idx] for i in range(len(context))])
         weights = _capped_weights(np.minimum(pred_conf, np.concatenate([kf.conf for kf in context])))
         sim3 = fit_sim3_robust(src, dst, weights, self.config.align_trim)
-        return transform_frame(current, sim3), t_model
+        return transform_frame(current, sim3), predicted.intrinsics, t_model
 
-    def _place_pairwise(self, rgb: np.ndarray) -> tuple[FrameResult, float]:
+    def _place_pairwise(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         keyframe = self._keyframes[-1]
         t0 = time.perf_counter()
         pair = self.model.predict_pair(rgb, keyframe.rgb)  # type: ignore[attr-defined]
         t_model = time.perf_counter() - t0
-        check_finite_pose(pair.frame)
-        check_intrinsics(pair.frame)
-        idx = self._sample_pixels(pair.frame)
+        current = self._use_k(pair.frame, known_k)
+        idx = self._sample_pixels(current)
         src = pair.other_points.reshape(-1, 3)[idx].astype(np.float64)
         weights = _capped_weights(np.minimum(pair.other_conf.reshape(-1)[idx], keyframe.conf))
         sim3 = fit_sim3_robust(src, keyframe.points, weights, self.config.align_trim)
-        return transform_frame(pair.frame, sim3), t_model
+        return transform_frame(current, sim3), pair.frame.intrinsics, t_model
 
     def _sample_pixels(self, frame: FrameResult) -> np.ndarray:
         if self._samples is None:
@@ -272,11 +298,12 @@ class ReconstructionSession:
         return self._samples
 
     @staticmethod
-    def _sample_points(frame: FrameResult, idx: np.ndarray) -> np.ndarray:
-        """World points (float64) of `frame` at flat pixel indices `idx`."""
+    def _sample_points(frame: FrameResult, idx: np.ndarray, known_k: np.ndarray | None = None) -> np.ndarray:
+        """World points (float64) of `frame` at flat pixel indices `idx` (unprojected with `known_k` when given)."""
         width = frame.size[1]
         u, v = (idx % width).astype(np.float64), (idx // width).astype(np.float64)
-        return unproject_pixels(u, v, frame.depth.reshape(-1)[idx], frame.intrinsics, frame.cam_to_world)
+        k = frame.intrinsics if known_k is None else known_k
+        return unproject_pixels(u, v, frame.depth.reshape(-1)[idx], k, frame.cam_to_world)
 
     def _accept_keyframe(self, frame: Frame, placed: FrameResult, mask: np.ndarray) -> None:
         self._gate.accept(frame.rgb, frame.stamp)
