@@ -89,7 +89,7 @@ def _capped_weights(weights: np.ndarray) -> np.ndarray:
     return np.minimum(weights, np.quantile(positive, 0.9)) if len(positive) else weights
 
 
-def _sample_indices(height: int, width: int, samples: int) -> np.ndarray:
+def sample_indices(height: int, width: int, samples: int) -> np.ndarray:
     """Flat indices of a regular grid of about `samples` pixels."""
     stride = max(1, int(np.sqrt(height * width / samples)))
     v, u = np.mgrid[stride // 2 : height : stride, stride // 2 : width : stride]
@@ -294,7 +294,7 @@ class ReconstructionSession:
 
     def _sample_pixels(self, frame: FrameResult) -> np.ndarray:
         if self._samples is None:
-            self._samples = _sample_indices(*frame.size, self.config.align_samples)
+            self._samples = sample_indices(*frame.size, self.config.align_samples)
         return self._samples
 
     @staticmethod
