@@ -61,3 +61,34 @@ def test_unseen_view_query_uses_the_masked_image_token(tiny: CUT3R) -> None:
         a = tiny.query_ray_map(rays, stream.state)["pts3d_in_other_view"]
         b = other.query_ray_map(rays, stream.state)["pts3d_in_other_view"]
     assert (a - b).abs().max() > 1e-4
+
+
+def test_ray_map_is_the_camera_centre_and_the_unit_vector_to_the_point_one_unit_along_the_ray() -> None:
+    """Expectation written out per pixel (reference `get_ray_map`: c2w @ (K^-1 [u, v, 1], 1), normalized)."""
+    k = np.array([[50.0, 0, 30.0], [0, 40.0, 20.0], [0, 0, 1]])
+    c, s = np.cos(0.3), np.sin(0.3)
+    c2w = np.array([[c, 0, s, 0.5], [0, 1, 0, -0.2], [-s, 0, c, 1.0], [0, 0, 0, 1]])
+    rays = ray_map(torch.from_numpy(c2w), torch.from_numpy(k), 48, 64)
+    assert rays.shape == (6, 48, 64) and rays.dtype == torch.float32
+    for u, v in ((0, 0), (30, 20), (63, 47), (10, 33)):
+        point = c2w[:3, :3] @ np.array([(u - 30.0) / 50.0, (v - 20.0) / 40.0, 1.0]) + c2w[:3, 3]
+        np.testing.assert_allclose(rays[:3, v, u].numpy(), c2w[:3, 3], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(rays[3:, v, u].numpy(), point / np.linalg.norm(point), rtol=0, atol=1e-7)
+
+
+def test_no_intrinsics_is_the_image_only_path_bit_exactly(tiny: CUT3R) -> None:
+    """Ray mask off (intrinsics None) runs exactly the image-only step_tensor."""
+    stream = tiny.new_stream()
+    state = tiny.initial_state(1)
+    for img in _images(3):
+        stream.step(img, intrinsics=None)
+        tensor, _ = tiny.prepare_frame(img)
+        with torch.inference_mode():
+            out, state = tiny.step_tensor(tensor[None], state)
+        assert torch.equal(stream.last_pose, tiny.frame_predictions(out)["cam_to_world"][0])
+        assert torch.equal(stream.state.tokens, state.tokens) and torch.equal(stream.state.memory, state.memory)
+
+
+def test_ray_encoder_has_the_reference_sixteen_heads_at_release_size() -> None:
+    model = build_model("cut3r-512-dpt", device="meta")
+    assert {blk.attn.num_heads for blk in model.enc_blocks_ray_map} == {16}

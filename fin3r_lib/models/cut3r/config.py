@@ -13,6 +13,8 @@ class CUT3RConfig(CroCoConfig):
     """Shapes and switches of one CUT3R variant; defaults are the released `cut3r_512_dpt_4_64.pth`."""
 
     ray_enc_depth: int = 2
+    #: heads of the ray-map encoder blocks: the reference fixes 16 whatever the encoder's own head count
+    ray_enc_heads: int = 16
     state_dec_heads: int = 16  # head dim 48 in the released models
     #: the reference's CroCo encoder casts q and k to fp16 before RoPE, even in fp32 runs; True reproduces it
     rope_in_fp16: bool = True
@@ -38,6 +40,7 @@ CUT3R_TINY = CUT3RConfig(
     dec_depth=2,
     dec_heads=2,
     state_dec_heads=2,
+    ray_enc_heads=2,
     state_size=16,
     mem_size=8,
     dpt_layer_dims=(4, 8, 16, 32),

@@ -32,12 +32,15 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), pos.expand(x.shape[0], -1, -1)
 
 
-def encoder_blocks(cfg: CroCoConfig, depth: int, rope: RoPE2D, rope_in_fp16: bool) -> nn.ModuleList:
-    """`depth` CroCo blocks of the encoder width (qkv bias, LayerNorm eps 1e-6, 2D RoPE)."""
+def encoder_blocks(
+    cfg: CroCoConfig, depth: int, rope: RoPE2D, rope_in_fp16: bool, heads: int | None = None
+) -> nn.ModuleList:
+    """`depth` CroCo blocks of the encoder width (qkv bias, LayerNorm eps 1e-6, 2D RoPE), `heads` heads
+    (None: `cfg.enc_heads`)."""
     return nn.ModuleList(
         Block(
             cfg.enc_dim,
-            cfg.enc_heads,
+            heads or cfg.enc_heads,
             cfg.mlp_ratio,
             qkv_bias=True,
             norm_eps=cfg.norm_eps,

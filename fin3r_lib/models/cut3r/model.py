@@ -62,7 +62,7 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
         self.enc_blocks = encoder_blocks(cfg, cfg.enc_depth, rope, cfg.rope_in_fp16)
         self.enc_norm = nn.LayerNorm(enc, eps=cfg.norm_eps)
         self.patch_embed_ray_map = PatchEmbed(6, enc, cfg.patch_size)
-        self.enc_blocks_ray_map = encoder_blocks(cfg, cfg.ray_enc_depth, rope, rope_in_fp16=False)
+        self.enc_blocks_ray_map = encoder_blocks(cfg, cfg.ray_enc_depth, rope, False, cfg.ray_enc_heads)
         self.enc_norm_ray_map = nn.LayerNorm(enc, eps=cfg.norm_eps)
         self.decoder_embed = nn.Linear(enc, dec)
         self.dec_blocks = nn.ModuleList(

@@ -44,14 +44,16 @@ def cam_to_world_to_pose_encoding(cam_to_world: torch.Tensor) -> torch.Tensor:
 
 
 def ray_map(cam_to_world: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Ray map [6, H, W] of a view (its camera-to-world in the first frame's coordinates, 3x3 intrinsics)
-    in the reference's convention: the camera centre, then the unit vector of c2w @ (K^-1 [u, v, 1], 1)."""
-    v, u = torch.meshgrid(
-        torch.arange(height, dtype=intrinsics.dtype), torch.arange(width, dtype=intrinsics.dtype), indexing="ij"
-    )
+    """Ray map [6, H, W] (float32) of a view, as the reference's `get_ray_map`: its camera-to-world in the
+    first view's coordinates and 3x3 intrinsics of the model grid (pixel centres at integer coordinates);
+    channels are the camera centre, then the unit vector of c2w @ (K^-1 [u, v, 1], 1) (the point one unit
+    along the ray, translation included, as the reference does). Computed in float64, cast to float32."""
+    c2w, k = cam_to_world.double().cpu(), intrinsics.double().cpu()
+    ys, xs = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    v, u = torch.meshgrid(ys, xs, indexing="ij")
     pixels = torch.stack([u, v, torch.ones_like(u)], dim=-1).reshape(-1, 3)
-    rays = pixels @ torch.linalg.inv(intrinsics).T
-    points = rays @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
-    directions = F.normalize(points, dim=-1).reshape(height, width, 3)
-    origins = cam_to_world[:3, 3].expand(height, width, 3)
-    return torch.cat([origins, directions], dim=-1).permute(2, 0, 1)
+    rays = pixels @ torch.linalg.inv(k).T
+    points = rays @ c2w[:3, :3].T + c2w[:3, 3]
+    directions = (points / points.norm(dim=-1, keepdim=True)).reshape(height, width, 3)
+    origins = c2w[:3, 3].expand(height, width, 3)
+    return torch.cat([origins, directions], dim=-1).permute(2, 0, 1).float()
