@@ -1,8 +1,9 @@
 """Extraction throughput against a raw `rosbags` read + decode of the same bag, measured in the same run.
 
 Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), with uncompressed
-chunks (rosbags' writer) and with zstd chunks of 768 KiB (the `mcap` writer, as rosbag2's recorder lays
-them out), then times:
+chunks (rosbags' writer), with zstd chunks of 768 KiB (the `mcap` writer, as rosbag2's recorder lays
+them out: the image that fills a chunk is its last record) and of 1 MiB (two images a chunk, TF between
+them: the index pass decompresses about half of each chunk), then times:
 - baseline: what a user writes with rosbags + rosbags-image: `AnyReader` over the image topic, deserialize
   each message, `message_to_cvimage(msg, "rgb8")` (one thread; for rgb8 that is a view of the message);
 - the same reading the CameraInfo and TF topics in the same pass, for comparison: rosbags copies every record
@@ -83,11 +84,12 @@ def main() -> int:
         return 1
     rgb, poses, K = load_scene(args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        for encoding, chunks in [(e, c) for c in ("uncompressed", "zstd") for e in ("rgb8", "jpeg")]:
+        kinds = ("uncompressed", "zstd", "zstd 1 MiB")
+        for encoding, chunks in [(e, c) for c in kinds for e in ("rgb8", "jpeg")]:
             spec = CameraSpec(rgb, K, poses, encoding=encoding)
             bag = write_bag(Path(tmp) / f"bag_{encoding}_{chunks}", [spec], storage="mcap")
-            if chunks == "zstd":
-                rechunk_mcap(storage_file(bag), "zstd")
+            if chunks != "uncompressed":
+                rechunk_mcap(storage_file(bag), "zstd", 768 * 1024 if chunks == "zstd" else 1 << 20)
             label = f"{encoding}, {chunks} chunks"
             topic = spec.image_topic
             runs = {

@@ -7,7 +7,10 @@ each chunk and where each channel's message index lies; the message index gives 
 chunk's records. Uncompressed chunks: the wanted records are read where they are (positioned reads).
 Compressed chunks (zstd, lz4: what MCAP writers do by default): the records are decompressed as a stream
 only up to the end of the last wanted one; a recorder closes a chunk on the image that fills it, so that
-is mostly the small records before the image. Record layouts: https://mcap.dev/spec.
+is mostly the small records before the image (zstd blocks of 128 KiB bound what is saved). Measured by
+benchmarks/bench_extract.py, 640x480 rgb8: 768 KiB chunks (rosbag2's default) 0.73-0.96 of the raw rosbags
+read; 1 MiB chunks (two images, TF between them: half of each chunk decompressed twice) 0.57.
+Record layouts: https://mcap.dev/spec.
 """
 
 from __future__ import annotations
