@@ -91,3 +91,13 @@ def test_system_level_pose_noise_gives_the_expected_ate(frames, seven_scenes):
     residual = np.linalg.norm(s * poses[:, :3, 3] @ r.T + t - truth, axis=1)
     assert evaluator.results["ate"]["rmse"] == pytest.approx(np.sqrt(np.mean(residual**2)), rel=1e-3)
     assert evaluator.results["ate"]["rmse"] > 0.005
+
+
+def test_system_level_without_normals_gives_the_same_distances_and_no_nc(frames, seven_scenes):
+    runs = {}
+    for normals in (True, False):
+        evaluator = SystemEvaluator(normals=normals)
+        Runner(_served(seven_scenes, model=GroundTruthStreamingModel), sinks=[evaluator]).run(frames)
+        runs[normals] = evaluator.results["map"]
+    assert {k: v for k, v in runs[True].items() if not k.startswith("nc")} == runs[False]
+    assert runs[True]["nc"] > 0.5 and not any(k.startswith("nc") for k in runs[False])
