@@ -38,3 +38,28 @@ def test_bad_clouds_are_refused():
         pointmap_metrics(np.zeros((4, 2)), np.zeros((4, 3)))
     with pytest.raises(InputError, match="non-empty"):
         pointmap_metrics(np.zeros((0, 3)), np.zeros((4, 3)))
+
+
+def _pca_normals(points: np.ndarray, k: int) -> np.ndarray:
+    """Normals by brute force: eigenvector of the smallest eigenvalue of each point's k-neighbour covariance."""
+    dist = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    neighbours = points[np.argsort(dist, axis=1)[:, :k]]
+    centred = neighbours - neighbours.mean(axis=1, keepdims=True)
+    _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", centred, centred))
+    return vectors[:, :, 0]
+
+
+def test_normal_consistency_equals_an_independent_pca_and_brute_force_computation():
+    rng = np.random.default_rng(2)
+    uv = rng.uniform(-1, 1, size=(2, 400, 2))
+    pred = np.concatenate([uv[0], 0.3 * (uv[0] ** 2).sum(1, keepdims=True)], axis=1)  # paraboloid
+    gt = np.concatenate([uv[1], 0.2 * np.sin(2 * uv[1][:, :1]) + 0.1 * uv[1][:, 1:]], axis=1)  # wavy sheet
+    n_pred, n_gt = _pca_normals(pred, 20), _pca_normals(gt, 20)
+    pairwise = np.linalg.norm(pred[:, None] - gt[None], axis=-1)
+    nc_acc = np.abs(np.sum(n_pred * n_gt[pairwise.argmin(1)], axis=1))
+    nc_comp = np.abs(np.sum(n_gt * n_pred[pairwise.argmin(0)], axis=1))
+    got = pointmap_metrics(pred, gt, normal_neighbours=20)
+    assert got["nc_acc"] == pytest.approx(nc_acc.mean(), abs=1e-5)
+    assert got["nc_comp_med"] == pytest.approx(np.median(nc_comp), abs=1e-5)
+    assert got["nc"] == pytest.approx((nc_acc.mean() + nc_comp.mean()) / 2, abs=1e-5)
+    assert 0.5 < got["nc"] < 0.99  # the surfaces differ, so the check is not the trivial 1

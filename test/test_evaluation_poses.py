@@ -97,3 +97,39 @@ def test_relative_pose_errors_of_a_rotated_second_camera():
     assert rot == pytest.approx([10.0]) and trans == pytest.approx([10.0])
     auc = relative_pose_auc(est, gt)
     assert auc["auc@5"] == 0.0 and auc["auc@20"] == pytest.approx(75.0) and auc["pairs"] == 1
+
+
+def test_pose_auc_equals_a_dense_numerical_integral_of_the_recall_curve():
+    errors = np.random.default_rng(3).gamma(2.0, 4.0, size=200)
+    e = np.sort(errors)
+    for threshold in (5.0, 10.0, 20.0):
+        # recall by linear interpolation through (0, 0), (e_k, k/P), held at its last value up to the threshold
+        x = np.linspace(0.0, threshold, 2_000_001)
+        below = e[e < threshold]
+        recall = np.interp(x, np.concatenate([[0.0], below]), np.arange(len(below) + 1) / len(e))
+        assert pose_auc(errors, threshold) == pytest.approx(np.trapezoid(recall, x) / threshold, abs=1e-8)
+
+
+def test_relative_pose_auc_of_noisy_rotations_equals_the_per_pair_maximum_angle():
+    rng = np.random.default_rng(4)
+    gt = _trajectory(6, 5)
+    est = gt.copy()
+    est[:, :3, :3] = Rotation.from_rotvec(rng.normal(0, 0.05, (6, 3))).as_matrix() @ gt[:, :3, :3]
+    rot, trans = [], []
+    for i in range(6):
+        for j in range(i + 1, 6):
+            # relative poses written out with rotations and translations separately
+            r_e = est[j, :3, :3].T @ est[i, :3, :3]
+            r_g = gt[j, :3, :3].T @ gt[i, :3, :3]
+            t_e = est[j, :3, :3].T @ (est[i, :3, 3] - est[j, :3, 3])
+            t_g = gt[j, :3, :3].T @ (gt[i, :3, 3] - gt[j, :3, 3])
+            rot.append(np.degrees(Rotation.from_matrix(r_e @ r_g.T).magnitude()))
+            cos = t_e @ t_g / np.linalg.norm(t_e) / np.linalg.norm(t_g)
+            angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+            trans.append(min(angle, 180 - angle))
+    got_rot, got_trans = relative_pose_errors(est, gt)
+    assert got_rot == pytest.approx(rot, abs=1e-6) and got_trans == pytest.approx(trans, abs=1e-6)
+    worst = np.maximum(rot, trans)
+    auc = relative_pose_auc(est, gt)
+    assert auc["auc@10"] == pytest.approx(100 * pose_auc(worst, 10.0)) and auc["pairs"] == 15
+    assert 0 < auc["auc@5"] < auc["auc@10"] < auc["auc@20"] <= 100
