@@ -31,6 +31,7 @@ from torch import nn
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.reconstruction import FrameResult, Reconstruction
+from fin3r_lib.models.token_cache import EncoderTokenCache, image_key
 
 # Keys every `forward` returns, all on the model grid, batch B, frames S:
 PREDICTION_KEYS = (
@@ -100,6 +101,8 @@ class ReconstructionModel(nn.Module, ABC):
     encoder_blocks_path: ClassVar[str] = ""
     #: heads a `forward(..., heads=...)` call may be limited to; empty: this backbone always computes all
     selectable_heads: ClassVar[tuple[str, ...]] = ()
+    #: True for backbones whose `forward` takes `token_cache` and `frame_keys` (see `predict`)
+    caches_encoder_tokens: ClassVar[bool] = False
 
     def check_heads(self, heads: Sequence[str] | None) -> frozenset[str]:
         """The heads to compute for a `heads` request (None: all); InputError for an empty or unknown request."""
@@ -137,17 +140,29 @@ class ReconstructionModel(nn.Module, ABC):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Model-grid images [B, S, 3, Hm, Wm] in [0, 1] -> predictions (see PREDICTION_KEYS)."""
 
-    def predict(self, images: Sequence[np.ndarray], heads: Sequence[str] | None = None) -> Reconstruction:
+    def predict(
+        self,
+        images: Sequence[np.ndarray],
+        heads: Sequence[str] | None = None,
+        token_cache: EncoderTokenCache | None = None,
+    ) -> Reconstruction:
         """Reconstruct RGB uint8 images (same size) jointly; results on the input pixel grid.
 
         `heads` (None: all) must include "depth" and "camera", which a Reconstruction is made of.
+        `token_cache` (backbones with `caches_encoder_tokens` only) re-uses the encoder tokens of images
+        seen in earlier calls, keyed by their pixels (see `fin3r_lib.models.token_cache`).
         """
         check_rgb_images(images)
         if heads is not None and not {"depth", "camera"} <= set(heads):
             raise InputError(f"predict: expected heads including 'depth' and 'camera', got {heads!r}")
+        kwargs: dict = dict(self.heads_request(heads))
+        if token_cache is not None:
+            if not self.caches_encoder_tokens:
+                raise InputError(f"predict: {type(self).__name__} takes no token_cache (it caches no encoder tokens)")
+            kwargs.update(token_cache=token_cache, frame_keys=[image_key(image) for image in images])
         tensor, mappings = self.prepare(images)
         with torch.inference_mode():
-            pred = self(tensor, **self.heads_request(heads))
+            pred = self(tensor, **kwargs)
         return predictions_to_reconstruction(pred, mappings, self.relative_scale)
 
 

@@ -22,6 +22,9 @@ the model's for every unprojection (`use_camera_intrinsics`): the frame's points
 alignment samples; the model's own K stays in `SessionResult.model_intrinsics` (a diagnostic). A
 frame's pose (odometry, ground truth) is not used by the session. The backbones compute only the heads
 the session reads (`SESSION_HEADS`: depth and camera), not the point head.
+A windowed backbone that caches encoder tokens (`caches_encoder_tokens`, VGGT) gets an
+`EncoderTokenCache` of `context_size + 1` images, so each call encodes only its new frame (keyed by
+pixels and the encoder's state, so an adapter change re-encodes; see `fin3r_lib.models.token_cache`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from fin3r_lib.errors import InputError
 from fin3r_lib.geometry import rigid_inverse, unproject_depth, unproject_pixels
 from fin3r_lib.models.base import SESSION_HEADS, ReconstructionModel, check_rgb_images
 from fin3r_lib.models.reconstruction import FrameResult
+from fin3r_lib.models.token_cache import EncoderTokenCache
 from fin3r_lib.session.align import check_finite_pose, check_intrinsics, fit_sim3_robust, transform_frame
 from fin3r_lib.session.config import SessionConfig
 from fin3r_lib.session.keyframes import KeyframeGate
@@ -99,7 +103,10 @@ def sample_indices(height: int, width: int, samples: int) -> np.ndarray:
 class ReconstructionSession:
     """Runs a backbone over a stream of frames; see the module docstring."""
 
-    def __init__(self, model: ReconstructionModel, config: SessionConfig | None = None) -> None:
+    def __init__(
+        self, model: ReconstructionModel, config: SessionConfig | None = None, *, encoder_cache: bool = True
+    ) -> None:
+        """`encoder_cache` False re-encodes the whole context every frame (the path without the cache)."""
         self.model = model
         self.config = config or SessionConfig()
         c = self.config
@@ -109,9 +116,15 @@ class ReconstructionSession:
         self._keyframes: deque[_Keyframe] = deque(maxlen=1 if self._pairwise else c.context_size)
         self._trajectory: deque[tuple[float, np.ndarray]] = deque(maxlen=c.max_trajectory)
         self._stream = model.new_stream(**model.heads_request(SESSION_HEADS)) if model.streaming else None
+        windowed = not model.streaming and not self._pairwise
+        cached = encoder_cache and windowed and getattr(model, "caches_encoder_tokens", False)
+        #: encoder tokens of the context keyframes and the last frame (None without a cache)
+        self.token_cache = EncoderTokenCache(c.context_size + 1) if cached else None
         self._clear_state()
 
     def _clear_state(self) -> None:
+        if self.token_cache is not None:
+            self.token_cache.clear()
         self._gate.reset()
         self._map.clear()
         self._keyframes.clear()
@@ -264,7 +277,8 @@ class ReconstructionSession:
     def _place_windowed(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         context = list(self._keyframes)
         t0 = time.perf_counter()
-        rec = self.model.predict([kf.rgb for kf in context] + [rgb], heads=SESSION_HEADS)
+        images = [kf.rgb for kf in context] + [rgb]
+        rec = self.model.predict(images, heads=SESSION_HEADS, token_cache=self.token_cache)
         t_model = time.perf_counter() - t0
         if len(rec) != len(context) + 1:
             raise InputError(f"expected {len(context) + 1} frames from the model, got {len(rec)}")

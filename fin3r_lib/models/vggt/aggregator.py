@@ -8,7 +8,7 @@ which is what makes long sequences fit in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.layers.block import Block
 from fin3r_lib.models.layers.rope import RoPE2D, grid_positions
+from fin3r_lib.models.token_cache import EncoderTokenCache
 from fin3r_lib.models.vggt.config import VGGTConfig
 from fin3r_lib.models.vggt.patch_embed import DinoV2Encoder
 
@@ -72,14 +73,31 @@ class Aggregator(nn.Module):
         specials = torch.zeros(self.patch_start_idx, 2, dtype=patches.dtype, device=device)
         return torch.cat([specials, patches]).expand(n, -1, -1)
 
-    def forward(self, images: torch.Tensor, keep_layers: Iterable[int] | None = None) -> dict[int, torch.Tensor]:
+    def encode_cached(self, images: torch.Tensor, cache: EncoderTokenCache, keys: Sequence[bytes]) -> torch.Tensor:
+        """`encode` through `cache`: only images whose key is not cached are encoded (one at a time)."""
+        flat = images.reshape(-1, *images.shape[2:])
+        return cache.encode(self.patch_embed, keys, flat, lambda one: self.encode(one[None]))
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        keep_layers: Iterable[int] | None = None,
+        token_cache: EncoderTokenCache | None = None,
+        frame_keys: Sequence[bytes] | None = None,
+    ) -> dict[int, torch.Tensor]:
         """Images [B, S, 3, H, W] in [0, 1] -> {layer: [B, S, P, 2C]} for the layers in `keep_layers`.
 
-        `keep_layers=None` keeps every layer.
+        `keep_layers=None` keeps every layer. With `token_cache`, `frame_keys` names the B*S images
+        (`image_key` of their source pixels) and the encoder runs only for those not cached.
         """
         b, s, _, h, w = images.shape
         keep = set(range(len(self.frame_blocks))) if keep_layers is None else set(keep_layers)
-        patches = self.encode(images)
+        if token_cache is None:
+            patches = self.encode(images)
+        elif frame_keys is None:
+            raise ValueError("Aggregator: a token_cache needs frame_keys")
+        else:
+            patches = self.encode_cached(images, token_cache, frame_keys)
         tokens = torch.cat(
             [first_and_rest(self.camera_token, b, s), first_and_rest(self.register_token, b, s), patches], dim=1
         )

@@ -18,6 +18,7 @@ import torch
 from fin3r_lib.errors import InputError
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.grid import GridMapping
+from fin3r_lib.models.token_cache import EncoderTokenCache
 from fin3r_lib.models.vggt.aggregator import Aggregator
 from fin3r_lib.models.vggt.camera_head import CameraHead
 from fin3r_lib.models.vggt.config import VGGTConfig
@@ -41,6 +42,7 @@ class VGGT(ReconstructionModel):
     relative_scale = True
     encoder_blocks_path = "aggregator.patch_embed.blocks"
     selectable_heads = ("depth", "camera", "points")
+    caches_encoder_tokens = True
 
     def __init__(self, config: VGGTConfig) -> None:
         super().__init__()
@@ -96,7 +98,13 @@ class VGGT(ReconstructionModel):
             )
         return images
 
-    def forward(self, images: torch.Tensor, heads: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        images: torch.Tensor,
+        heads: Sequence[str] | None = None,
+        token_cache: EncoderTokenCache | None = None,
+        frame_keys: Sequence[bytes] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Images [B, S, 3, H, W] (or [S, 3, H, W]) in [0, 1] -> predictions on the model grid.
 
         Keys: PREDICTION_KEYS, plus `pose_enc` [B, S, 9] (last iteration) and `pose_enc_iters`
@@ -110,7 +118,7 @@ class VGGT(ReconstructionModel):
         amp = autocast_dtype(images.device)
         ctx = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
         with ctx:
-            tokens = self.aggregator(images, self.keep_layers)
+            tokens = self.aggregator(images, self.keep_layers, token_cache, frame_keys)
         heads_ctx = torch.autocast("cuda", enabled=False) if amp is not None else contextlib.nullcontext()
         with heads_ctx:
             head_dtype = self.depth_head.norm.weight.dtype  # fp32 unless the model was built in another dtype
