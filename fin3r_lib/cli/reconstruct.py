@@ -23,6 +23,8 @@ from tqdm import tqdm
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.data.sources import frame_count, input_kind, open_frames
 from fin3r_lib.errors import Fin3rError
+from fin3r_lib.global_align import AlignSettings, PairGraph
+from fin3r_lib.global_align.files import write_alignment
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.loader import load_model
 from fin3r_lib.output_folder import OutputFolder, check_output_folder
@@ -56,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", help="camera to reconstruct when the input has several (default: the first)")
     parser.add_argument("--fps", type=float, help="stamp rate of folder/video frames (default: video rate or 30)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--global-align",
+        action="store_true",
+        help="pairwise models (dust3r-*, mast3r-*): also pair each keyframe with the --align-window before it and "
+        "align the pair graph globally at the end (trajectory_aligned.txt, map_aligned.ply, alignment.json)",
+    )
+    parser.add_argument("--align-window", type=int, default=3, help="earlier keyframes each keyframe is paired with")
+    parser.add_argument("--align-iterations", type=int, default=300, help="optimiser iterations of --global-align")
     session = parser.add_argument_group("session settings (see fin3r_lib.session.SessionConfig)")
     for f in fields(SessionConfig):
         default = f.default
@@ -85,6 +95,7 @@ def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dic
         "fps": args.fps,
         "pattern": args.pattern,
         "input_max_side": args.input_max_side,
+        "global_align": [args.align_window, args.align_iterations] if args.global_align else None,
         "session": asdict(config),
     }
 
@@ -150,13 +161,17 @@ def run(args: argparse.Namespace) -> int:
     config = SessionConfig(**{f.name: getattr(args, f.name) for f in fields(SessionConfig)})
     options = RunnerOptions(input_max_side=args.input_max_side, session=config)
     settings = _settings(args, kind, config)
+    if args.global_align and args.resume:
+        raise Fin3rError("--global-align cannot --resume an interrupted run (its pair graph is not kept); run again")
+    align_settings = AlignSettings(iterations=args.align_iterations) if args.global_align else None
     check_output_folder(args.out, args.resume, settings)
     model = _load_model(args)
+    graph = PairGraph(model, config, window=args.align_window) if args.global_align else None
     folder = OutputFolder(args.out, settings, resume=args.resume)
     total = frame_count(args.input, args.pattern)
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total is not None else args.max_frames
-    runner = Runner(model, options, [folder, Progress(total, args.quiet)])
+    runner = Runner(model, options, [folder, Progress(total, args.quiet), *([graph] if graph else [])])
     if args.resume:
         folder.restore(runner)
     items = _one_camera(open_frames(args.input, topics=args.topics, fps=args.fps, pattern=args.pattern), args.camera)
@@ -170,5 +185,13 @@ def run(args: argparse.Namespace) -> int:
         return 128 + (interrupt.signum or signal.SIGINT)
     if summary.frames == 0:
         raise Fin3rError(f"{args.input}: no frame could be reconstructed ({line}; see {args.out}/summary.json)")
+    if graph is not None:
+        alignment = graph.align(align_settings)
+        write_alignment(args.out, alignment, folder.names)
+        r = alignment.result
+        line += (
+            f"; global alignment of {alignment.keyframes} keyframes over {r.edges_used} pairs: "
+            f"loss {r.loss_initial:.4g} -> {r.loss_final:.4g}"
+        )
     print(f"fin3r reconstruct: {line} -> {args.out}")
     return 0

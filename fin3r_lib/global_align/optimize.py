@@ -11,7 +11,8 @@ pair's unknown scale and placement). The loss is the reference's (`BasePCOptimiz
 with w = log(confidence) (0 where a point is missing). The edge scales are normalised to a fixed
 geometric mean (the reference's `norm_pw_scale`; here the initial one, so the result keeps the chain's
 units), which removes the collapse of everything to scale 0. Adam with betas (0.9, 0.9), lr 0.01
-cosine-decayed to 1e-6 over 300 iterations: the reference's `compute_global_alignment` defaults.
+cosine-decayed to 1e-6 over 300 iterations: the reference's `compute_global_alignment` defaults;
+the lowest-loss state seen is returned (never worse than the start).
 
 Differs from the reference: one depth scale per frame instead of a depth per pixel, the model's
 intrinsics kept, initialised from the chain's poses (not a spanning tree), M sampled pixels per frame.
@@ -178,14 +179,20 @@ def _optimise(problem: _Problem, first_pose: np.ndarray, unit: float, settings: 
     with torch.no_grad():
         loss_initial = float(problem()) * unit
     optimizer = torch.optim.Adam(problem.parameters(), lr=settings.lr, betas=(0.9, 0.9))
+    best = (loss_initial / unit, [p.detach().clone() for p in problem.parameters()])
     for step in range(settings.iterations):
         for group in optimizer.param_groups:
             group["lr"] = _cosine_lr(step, settings.iterations, settings)
         optimizer.zero_grad()
         loss = problem()
+        if float(loss) < best[0]:  # Adam's fixed-size steps can leave a good start: keep the best state seen
+            best = (float(loss), [p.detach().clone() for p in problem.parameters()])
         loss.backward()
         optimizer.step()
     with torch.no_grad():
+        if float(problem()) > best[0]:
+            for param, kept in zip(problem.parameters(), best[1], strict=True):
+                param.copy_(kept)
         loss_final = float(problem()) * unit
         rot = quaternion_to_matrix(problem.q).numpy()
         trans = problem.t.numpy() * unit
