@@ -9,6 +9,7 @@ from gt_backend import GroundTruthModel, GroundTruthStreamingModel
 
 from fin3r_lib.datasets import open_sequence
 from fin3r_lib.evaluation import SystemEvaluator, evaluate_depth, evaluate_multiview
+from fin3r_lib.evaluation.reference_cloud import ReferenceCloud
 from fin3r_lib.geometry import umeyama_sim3
 from fin3r_lib.runner import Runner, RunnerOptions
 from fin3r_lib.session import SessionConfig
@@ -101,3 +102,25 @@ def test_system_level_without_normals_gives_the_same_distances_and_no_nc(frames,
         runs[normals] = evaluator.results["map"]
     assert {k: v for k, v in runs[True].items() if not k.startswith("nc")} == runs[False]
     assert runs[True]["nc"] > 0.5 and not any(k.startswith("nc") for k in runs[False])
+
+
+def test_reference_cloud_buffered_fusion_equals_per_frame_fusion_and_plain_voxel_means(frames):
+    per_frame, buffered = ReferenceCloud(0.05, flush_points=1), ReferenceCloud(0.05)
+    for frame in frames[:6]:
+        per_frame.add(frame)
+        buffered.add(frame)
+    assert np.array_equal(per_frame.points(), buffered.points())
+    # independent: every valid GT point of every 2nd pixel, averaged per 5 cm voxel
+    pts = []
+    for f in frames[:6]:
+        d = np.asarray(f.depth, np.float64)[::2, ::2]
+        v, u = np.mgrid[0 : f.size[0] : 2, 0 : f.size[1] : 2]
+        k = np.asarray(f.intrinsics, np.float64)
+        cam = np.stack([(u - k[0, 2]) / k[0, 0] * d, (v - k[1, 2]) / k[1, 1] * d, d], -1)[d > 0]
+        pts.append(cam @ np.asarray(f.cam_to_world)[:3, :3].T + np.asarray(f.cam_to_world)[:3, 3])
+    pts = np.concatenate(pts)
+    _, inverse, counts = np.unique(np.floor(pts / 0.05), axis=0, return_inverse=True, return_counts=True)
+    means = np.stack([np.bincount(inverse.ravel(), pts[:, i]) for i in range(3)], 1) / counts[:, None]
+    got = buffered.points()
+    assert len(got) == len(means)
+    assert np.allclose(np.sort(got, axis=0), np.sort(means, axis=0), atol=1e-6)

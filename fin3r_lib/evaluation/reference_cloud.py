@@ -37,25 +37,44 @@ def gt_world_points(frame: Frame, max_depth: float | None = None) -> np.ndarray:
 
 
 class ReferenceCloud:
-    """A GT cloud fused frame by frame (`add`), read with `points()`."""
+    """A GT cloud fused frame by frame (`add`), read with `points()`.
 
-    def __init__(self, voxel_size: float, pixel_stride: int = 2, max_depth: float | None = None) -> None:
+    Frames are buffered and merged into the voxel map `flush_points` points at a time: each merge sorts
+    the whole map, so merging every frame would cost O(frames x map size). The centroids are the same
+    bit for bit (per voxel the points are summed in the same order either way).
+    """
+
+    def __init__(
+        self, voxel_size: float, pixel_stride: int = 2, max_depth: float | None = None, flush_points: int = 4_000_000
+    ) -> None:
         if not voxel_size > 0 or pixel_stride < 1:
             raise InputError(f"expected voxel_size > 0 and pixel_stride >= 1, got {voxel_size!r}, {pixel_stride!r}")
         self._map = VoxelMap(voxel_size, max_points=2**62)
         self.pixel_stride = pixel_stride
         self.max_depth = max_depth
+        self.flush_points = flush_points
+        self._pending: list[np.ndarray] = []
+        self._pending_points = 0
+
+    def _flush(self) -> None:
+        if self._pending:
+            pts = np.concatenate(self._pending)
+            self._map.add(pts, np.zeros(pts.shape, np.uint8))
+            self._pending, self._pending_points = [], 0
 
     def add(self, frame: Frame, points: np.ndarray | None = None) -> None:
         """Fuse the GT points of one frame (every `pixel_stride`-th row and column); `points`: its
         `gt_world_points` when already computed."""
         s = self.pixel_stride
         pts = (gt_world_points(frame, self.max_depth) if points is None else points)[::s, ::s].reshape(-1, 3)
-        pts = pts[np.isfinite(pts).all(1)]
-        self._map.add(pts, np.zeros(pts.shape, np.uint8))
+        self._pending.append(pts[np.isfinite(pts).all(1)])
+        self._pending_points += len(self._pending[-1])
+        if self._pending_points >= self.flush_points:
+            self._flush()
 
     def points(self) -> np.ndarray:
         """(N, 3) float64 voxel centroids."""
+        self._flush()
         return self._map.cloud()[0].astype(np.float64)
 
 
