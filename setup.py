@@ -55,6 +55,7 @@ setup(
     entry_points={
         "console_scripts": [
             "reconstruct_node = fin3r_ros.reconstruct_node:main",
+            "reconstruct_lifecycle_node = fin3r_ros.lifecycle_node:main",
             "fin3r = fin3r_lib.cli.main:main",
         ],
     },

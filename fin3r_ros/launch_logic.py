@@ -15,6 +15,7 @@ from fin3r_lib.errors import InputError
 
 PACKAGE = "fin3r_ros"
 EXECUTABLE = "reconstruct_node"
+LIFECYCLE_EXECUTABLE = "reconstruct_lifecycle_node"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("namespace", "", "Namespace of the node (and of its relative output topics)."),
     LaunchArgument("use_sim_time", "false", "Use /clock (ros2 bag play --clock)."),
     LaunchArgument("rviz", "false", "Also start RViz with config/reconstruct.rviz."),
+    LaunchArgument(
+        "lifecycle", "false", "Start the managed (lifecycle) node, configured and activated at launch (autostart)."
+    ),
 )
 
 #: launch arguments that override the node parameter of the same name when not empty
@@ -107,19 +111,24 @@ def node_remappings(values: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def launch_nodes(values: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Keyword arguments of each launch_ros `Node` to start: the reconstruction node, and RViz when asked."""
+    """Keyword arguments of each launch_ros `Node` to start: the reconstruction node, and RViz when asked.
+
+    With `lifecycle:=true` the first is the managed node's, with `autostart: True`: the launch file
+    makes it a launch_ros `LifecycleNode` that it configures and activates.
+    """
     v = _checked(values)
-    nodes = [
-        {
-            "package": PACKAGE,
-            "executable": EXECUTABLE,
-            "name": EXECUTABLE,
-            "namespace": v["namespace"],
-            "parameters": node_parameters(v),
-            "remappings": node_remappings(v),
-            "output": "screen",
-        }
-    ]
+    node: dict[str, Any] = {
+        "package": PACKAGE,
+        "executable": EXECUTABLE,
+        "name": EXECUTABLE,
+        "namespace": v["namespace"],
+        "parameters": node_parameters(v),
+        "remappings": node_remappings(v),
+        "output": "screen",
+    }
+    if parse_bool("lifecycle", v["lifecycle"]):
+        node |= {"executable": LIFECYCLE_EXECUTABLE, "autostart": True}
+    nodes = [node]
     if parse_bool("rviz", v["rviz"]):
         nodes.append(
             {

@@ -62,27 +62,33 @@ def input_qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
-class ReconstructNode(Node):
-    """See the module docstring. `model` injects an already-built backbone (tests); None builds it from parameters."""
+class ReconstructCore:
+    """The reconstruction pipeline on a node (plain `ReconstructNode` or managed `ReconstructLifecycleNode`).
 
-    def __init__(self, model: ReconstructionModel | None = None, *, node_name: str = "reconstruct_node", **kwargs: Any):
-        super().__init__(node_name, **kwargs)
-        try:
+    `_load` declares the parameters (once), loads the model and creates the runner and publishers;
+    `_start_io` the subscriptions, the reset service, the diagnostics timer and the worker; `_stop_io`
+    stops the worker and destroys what `_start_io` created; `_unload` drops the runner, the model and
+    the publishers.
+    """
+
+    def _load(self: Any, model: ReconstructionModel | None) -> None:
+        if not hasattr(self, "values"):
             self.values = declare_parameters(self)
-            self.model = model if model is not None else load_model(ModelOptions.from_mapping(self.values), tool="ros")
-            self.runner = Runner(self.model, runner_options(self.values))
-            self.model_name = self.model.name or type(self.model).__name__
-        except Exception:
-            super().destroy_node()
-            raise
-        v = self.values
+        self.model = model if model is not None else load_model(ModelOptions.from_mapping(self.values), tool="ros")
+        self.runner = Runner(self.model, runner_options(self.values))
+        self.model_name = self.model.name or type(self.model).__name__
         self.stats = NodeStats()
         self._lock = threading.Lock()  # the runner: worker vs reset service
         self._camera_info: CameraInfo | None = None
         self._images = 0  # image messages taken by the worker (the frames' index)
-        self.outputs = RosPublishers(self, v, self.runner.session, self.stats)
+        before = set(self.publishers)
+        self.outputs = RosPublishers(self, self.values, self.runner.session, self.stats)
+        self._own_publishers = [x for x in self.publishers if x not in before]
         self.runner.add_sink(self.outputs)
 
+    def _start_io(self: Any) -> None:
+        v = self.values
+        before = [*self.subscriptions, *self.services, *self.timers]
         qos = input_qos(v["qos_reliability"], v["qos_depth"])
         self._image_topic = "image/compressed" if v["image_transport"] == "compressed" else "image"
         image_type = CompressedImage if v["image_transport"] == "compressed" else Image
@@ -90,15 +96,30 @@ class ReconstructNode(Node):
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
-
+        self._io = [x for x in (*self.subscriptions, *self.services, *self.timers) if x not in before]
         self.worker: FrameWorker[_Received] = FrameWorker(
-            self._process, self._on_worker_error, name=f"{node_name}_worker"
+            self._process, self._on_worker_error, name=f"{self.get_name()}_worker"
         )
         self.worker.start()
         self.get_logger().info(
             f"model {self.model_name} ready; subscribing {self._image_topic} ({v['qos_reliability']}), "
             f"TF {v['tf_mode']}"
         )
+
+    def _stop_io(self: Any) -> None:
+        """Stop the worker (the current frame finishes), then destroy the subscriptions, service and timer."""
+        self.worker.stop()
+        destroy = {"Subscription": self.destroy_subscription, "Service": self.destroy_service}
+        for entity in self._io:
+            destroy.get(type(entity).__name__, self.destroy_timer)(entity)
+        self._io = []
+
+    def _unload(self: Any) -> None:
+        """Drop the runner, the model and the publishers."""
+        for publisher in self._own_publishers:
+            self.destroy_publisher(publisher)
+        del self.outputs, self.runner, self.model
+        self._own_publishers = []
 
     @property
     def session(self) -> ReconstructionSession:
@@ -186,8 +207,22 @@ class ReconstructNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the worker (letting the current frame finish), then destroy the node."""
-        self.worker.stop()
-        super().destroy_node()
+        if hasattr(self, "worker"):
+            self.worker.stop()
+        super().destroy_node()  # type: ignore[misc]
+
+
+class ReconstructNode(ReconstructCore, Node):
+    """See the module docstring. `model` injects an already-built backbone (tests); None builds it from parameters."""
+
+    def __init__(self, model: ReconstructionModel | None = None, *, node_name: str = "reconstruct_node", **kwargs: Any):
+        Node.__init__(self, node_name, **kwargs)
+        try:
+            self._load(model)
+        except Exception:
+            Node.destroy_node(self)
+            raise
+        self._start_io()
 
 
 def main(args: list[str] | None = None) -> int:

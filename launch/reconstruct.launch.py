@@ -1,10 +1,10 @@
-"""`ros2 launch fin3r_ros reconstruct.launch.py [image:=/camera/color/image_raw] [rviz:=true] ...`.
+"""`ros2 launch fin3r_ros reconstruct.launch.py [image:=/camera/color/image_raw] [rviz:=true] [lifecycle:=true] ...`.
 
 Thin: the arguments and what they start live in `fin3r_ros.launch_logic` (tested without `launch`).
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from fin3r_ros.launch_logic import LAUNCH_ARGUMENTS, launch_nodes
 from launch import LaunchDescription
@@ -12,7 +12,7 @@ from launch import LaunchDescription
 
 def _nodes(context, *args, **kwargs):
     values = {a.name: context.launch_configurations[a.name] for a in LAUNCH_ARGUMENTS}
-    return [Node(**description) for description in launch_nodes(values)]
+    return [(LifecycleNode if "autostart" in d else Node)(**d) for d in launch_nodes(values)]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -31,6 +31,7 @@ REQUIRED = {
     "namespace",
     "use_sim_time",
     "rviz",
+    "lifecycle",
 }
 
 
@@ -113,3 +114,16 @@ def test_params_file_and_overrides_load_into_a_real_node() -> None:
             node.destroy_node()
     finally:
         context.try_shutdown()
+
+
+def test_lifecycle_true_launches_the_managed_node_with_autostart() -> None:
+    (plain,) = launch_nodes({})
+    (managed,) = launch_nodes({"lifecycle": "true", "namespace": "front"})
+    assert "autostart" not in plain and plain["executable"] == "reconstruct_node"
+    assert managed["executable"] == "reconstruct_lifecycle_node" and managed["autostart"] is True
+    assert managed["name"] == "reconstruct_node" and managed["namespace"] == "front"
+    assert {k: v for k, v in managed.items() if k not in ("executable", "autostart", "namespace")} == {
+        k: v for k, v in plain.items() if k not in ("executable", "namespace")
+    }
+    with pytest.raises(InputError, match="launch argument lifecycle: expected true or false, got 'maybe'"):
+        launch_nodes({"lifecycle": "maybe"})
