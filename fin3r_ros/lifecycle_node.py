@@ -15,12 +15,11 @@ import sys
 from typing import Any
 
 import rclpy
-import rclpy.executors
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from fin3r_lib.errors import InputError, ModelLoadError
 from fin3r_lib.models.base import ReconstructionModel
-from fin3r_ros.reconstruct_node import ReconstructCore
+from fin3r_ros.reconstruct_node import ReconstructCore, spin_until_shutdown
 
 
 def release_gpu_memory() -> None:
@@ -81,15 +80,7 @@ def main(args: list[str] | None = None) -> int:
     context = rclpy.Context()
     rclpy.init(args=args, context=context)
     try:
-        node = ReconstructLifecycleNode(context=context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
+        spin_until_shutdown(ReconstructLifecycleNode(context=context), context)
         return 0
     finally:
         if context.ok():

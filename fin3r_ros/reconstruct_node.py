@@ -245,18 +245,23 @@ def main(args: list[str] | None = None) -> int:
         except (ModelLoadError, InputError) as exc:
             logger.error(str(exc))
             return 1
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
+        spin_until_shutdown(node, context)
         return 0
     finally:
         if context.ok():
             context.try_shutdown()
+
+
+def spin_until_shutdown(node: Node, context: rclpy.Context) -> None:
+    """Spin `node` until Ctrl-C or shutdown, then destroy it."""
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
 
 
 if __name__ == "__main__":
