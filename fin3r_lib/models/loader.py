@@ -50,7 +50,9 @@ def build_model(
     `checkpoint`: a local file (.pt/.pth/.safetensors), a Hugging Face folder, a repo id, or
     "default" for the variant's released weights; None leaves random initial weights (tests,
     benchmarks). `device="meta"` builds without allocating (for key/shape checks). The model is
-    returned in eval mode. `tool` ("cli", "ros", "python") sets the syntax of the hint in a
+    returned in eval mode. `dtype` is the weights' dtype, except for models with an `autocast_dtype`
+    (CUT3R): they keep fp32 weights and run their encoder and decoder under autocast to `dtype`, the
+    heads and the carried state in fp32. `tool` ("cli", "ros", "python") sets the syntax of the hint in a
     "file not found / not cached" error.
     """
     entry = model_entry(name)
@@ -61,6 +63,8 @@ def build_model(
     else:
         model = entry.builder()
     model.name = name
+    if dtype != torch.float32 and hasattr(model, "autocast_dtype"):
+        model.autocast_dtype, dtype = dtype, torch.float32  # CUT3R: fp32 weights and heads, autocast body
     if checkpoint is not None:
         load_checkpoint_into(model, checkpoint, entry, tool=tool)
     if device.type != "meta":

@@ -4,8 +4,9 @@ Each frame is encoded alone (CroCo ViT-L/16), then decoded jointly with a persis
 `state_size` tokens: in every decoder layer the state attends to the frame and the frame (with a
 pose token in front) attends to the state, in parallel. The normalized final state is carried to the
 next frame, and a local pose memory is written after each frame. Memory and time per frame therefore
-do not grow with the sequence. Reference inference runs in fp32; `autocast_dtype` (CUDA only) runs
-the encoder and decoder under autocast, the heads stay fp32.
+do not grow with the sequence. Reference inference runs in fp32; `autocast_dtype` (set from the
+`precision` option by the loader: fp16 / bf16) runs the encoder and decoder under autocast on any
+device, the heads and the carried state stay fp32.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
     def __init__(self, cfg: CUT3RConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        #: autocast dtype of encoder and decoder on CUDA (None: fp32 as the reference's inference)
+        #: autocast dtype of encoder and decoder (None: fp32 as the reference's inference)
         self.autocast_dtype: torch.dtype | None = None
         rope = RoPE2D(cfg.rope_base)
         enc, dec = cfg.enc_dim, cfg.dec_dim
@@ -81,8 +82,8 @@ class CUT3R(CroCoImageInput, ReconstructionModel):
 
     # ----- tensors -----------------------------------------------------------------------------
     def _autocast(self, device: torch.device) -> torch.autocast:
-        enabled = self.autocast_dtype is not None and device.type == "cuda"
-        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32, enabled=enabled)
+        enabled = self.autocast_dtype is not None and device.type != "meta"
+        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=enabled)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder tokens [B*S, N, enc_dim] of model-grid images [B, S, 3, H, W] in [0, 1]."""
