@@ -13,6 +13,11 @@ high-water mark minus RSS before; CUDA: peak allocated minus allocated before). 
 
 Prints one row per run and, per configuration and frame count, the ratio of peak memory keeping
 only the head layers to keeping all layers (target <= 0.5x at 8 frames for 24 layers).
+
+`--paths` instead compares, in this one process, a windowed session step (8 context keyframes + the
+new frame, `--context`) through `predict`: the session's heads (depth, camera) against all heads, and
+with a warm encoder-token cache (only the new frame encoded) against re-encoding the context. Prints
+median times, the ratios and the outputs' max absolute difference (0 where nothing changed).
 """
 
 from __future__ import annotations
@@ -75,6 +80,60 @@ def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> 
     return {"model": name, "frames": frames, "keep": keep, "time_s": elapsed, "peak_bytes": peak}
 
 
+def _median_s(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def paths(name: str, context: int, repeats: int, device: str) -> None:
+    """Session-step time: heads subset vs all heads, warm encoder-token cache vs none (same process)."""
+    import numpy as np
+
+    from fin3r_lib.models.base import SESSION_HEADS
+    from fin3r_lib.models.token_cache import EncoderTokenCache
+
+    torch.manual_seed(0)
+    model = _build(name).to(device)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(context + 2)]
+    window = images[1:]  # the context slid by one: frames 1..context cached, the last one new
+    model.predict(images[:1], heads=SESSION_HEADS)  # warm-up
+
+    def step(cache: EncoderTokenCache | None, heads=SESSION_HEADS):
+        if cache is not None:  # the previous step's window, as the session leaves the cache
+            cache.clear()
+            model.predict(images[:-1], heads=SESSION_HEADS, token_cache=cache)
+        start = time.perf_counter()
+        out = model.predict(window, heads=heads, token_cache=cache)
+        return time.perf_counter() - start, out
+
+    def timed(cache_on: bool, heads) -> tuple[float, object]:
+        runs = [step(EncoderTokenCache(context + 1) if cache_on else None, heads) for _ in range(repeats)]
+        return sorted(r[0] for r in runs)[len(runs) // 2], runs[0][1]
+
+    t_all, all_heads = timed(False, None)
+    t_base, base = timed(False, SESSION_HEADS)
+    t_cached, cached = timed(True, SESSION_HEADS)
+    diff_heads = float(np.abs(all_heads.depth - base.depth).max())
+    diff_cache = max(
+        float(np.abs(cached.depth - base.depth).max()), float(np.abs(cached.cam_to_world - base.cam_to_world).max())
+    )
+    print(f"{name}: {context} context keyframes + 1 new frame, {HEIGHT}x{WIDTH}, median of {repeats}, {device}")
+    print(f"  all heads                   {t_all:8.3f} s")
+    print(
+        f"  depth+camera                {t_base:8.3f} s  ratio vs all heads {t_base / t_all:.2f}x, "
+        f"depth max diff {diff_heads:.3g}"
+    )
+    print(
+        f"  depth+camera, token cache   {t_cached:8.3f} s  ratio vs no cache {t_cached / t_base:.2f}x, "
+        f"vs all heads {t_cached / t_all:.2f}x, depth/pose max diff {diff_cache:.3g}"
+    )
+
+
 def run(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
     cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device]
     if chunk is not None:
@@ -91,8 +150,14 @@ def main() -> None:
     parser.add_argument("--no-full", action="store_true", help="skip the full vggt-1b configuration")
     parser.add_argument("--chunk", type=int, help="frames per DPT-head chunk (default: the config's)")
     parser.add_argument("--only", nargs="+", help="run only these configurations")
+    parser.add_argument("--paths", help="compare session-step paths of this model in one process (see above)")
+    parser.add_argument("--context", type=int, default=8, help="context keyframes for --paths")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats for --paths")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.paths:
+        paths(args.paths, args.context, args.repeats, args.device)
+        return
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk)))
         return
