@@ -19,9 +19,16 @@ def test_unknown_name_lists_the_known_ones():
         build_model("vggt-2b")
 
 
-def test_auto_device_is_cuda_only_when_torch_sees_a_gpu():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+def test_auto_device_is_cpu_when_no_gpu_is_visible():
+    """With every GPU hidden (CUDA_VISIBLE_DEVICES empty) `auto` must pick the CPU, whatever this machine has."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from fin3r_lib.models import resolve_device; print(resolve_device('auto').type)"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "cpu"
     assert resolve_device("cpu") == torch.device("cpu")
 
 
@@ -35,6 +42,8 @@ def test_load_model_turns_every_failure_into_one_error(tmp_path):
 def test_load_model_with_no_checkpoint_gives_random_weights_in_eval_mode():
     model = load_model(ModelOptions("vggt-tiny", "none", device="auto"))
     assert model.name == "vggt-tiny" and not model.training
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.std() > 0 for m in linears)  # drawn, not constant or zero
 
 
 def _weights(model) -> dict[str, torch.Tensor]:
