@@ -6,6 +6,10 @@ frames and the resident set size (RSS), then the ratios against frame 10 measure
 Targets: memory 1000/10 <= 1.05, time 1000/10 <= 1.1.
 
     .venv/bin/python benchmarks/bench_cut3r.py [--frames 1000] [--height 120 --width 160]
+
+`--paths`: instead, one step's time of the node path (heads depth and camera) and of bf16 autocast
+(`precision: bf16`) as ratios against the full-output fp32 path in the same process, with the
+outputs' max difference (0 where nothing changed numerically).
 """
 
 from __future__ import annotations
@@ -32,6 +36,32 @@ def rss_mib() -> float:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
+def step_seconds(model: torch.nn.Module, image: torch.Tensor, heads: tuple[str, ...] | None, repeats: int) -> tuple:
+    """Median seconds of one `step_tensor` from the initial state, and its outputs."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out, _ = model.step_tensor(image, model.initial_state(1), heads=heads)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def compare_paths(args: argparse.Namespace) -> None:
+    """Node path and bf16 autocast against the full-output fp32 path (see the module docstring)."""
+    torch.manual_seed(0)
+    model = build_model(args.model)
+    image = torch.rand(1, 3, args.height, args.width)
+    base_t, base = step_seconds(model, image, None, args.repeats)
+    node_t, node = step_seconds(model, image, ("depth", "camera"), args.repeats)
+    model.autocast_dtype = torch.bfloat16
+    bf16_t, bf16 = step_seconds(model, image, None, args.repeats)
+    for name, t, out in (("node heads", node_t, node), ("bf16 autocast", bf16_t, bf16)):
+        diff = max(float((out[k] - base[k]).abs().max()) for k in out)
+        ms, base_ms = t * 1e3, base_t * 1e3
+        print(f"{name:14s}: {ms:9.1f} ms vs full fp32 {base_ms:9.1f} ms, ratio {t / base_t:.3f}, max diff {diff:.3g}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
@@ -39,8 +69,14 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--window", type=int, default=10, help="frames per median time")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--paths", action="store_true", help="compare step paths instead (module docstring)")
+    parser.add_argument("--model", default="cut3r-tiny", help="with --paths: the variant (random weights)")
+    parser.add_argument("--repeats", type=int, default=5, help="with --paths: steps per median")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.paths:
+        compare_paths(args)
+        return
     torch.manual_seed(0)
     model = build_model("cut3r-tiny")
     rng = np.random.default_rng(0)
