@@ -40,7 +40,7 @@ setup(
         "lz4",
     ],
     extras_require={
-        "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
+        "train": ["open3d-cpu; platform_machine == 'x86_64'", "matplotlib", "tensorboard"],  # fin3r train's logs
         # fin3r_lib.evaluation: ATE/RPE by evo, KD-trees by scipy, ICP and normals by open3d, plots by matplotlib
         "eval": ["evo>=1.30", "scipy", "open3d-cpu; platform_machine == 'x86_64'", "matplotlib"],
         "test": ["pytest", "ruff"],

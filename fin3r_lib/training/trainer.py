@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from fin3r_lib.training.data import (
     replay_windows,
     single_view_sample,
 )
-from fin3r_lib.training.losses import distillation_loss, gradient_loss, replay_loss
+from fin3r_lib.training.losses import distillation_loss, gradient_loss, normalize_depth, replay_loss
 from fin3r_lib.training.pseudo_label import PseudoLabel
 from fin3r_lib.training.state import latest_checkpoint, save_checkpoint, set_rng_state
 from fin3r_lib.training.student import (
@@ -363,6 +364,8 @@ class Trainer:
                 if self.cfg.val_every and self.step % self.cfg.val_every == 0:
                     record.update(self._validate_and_keep_best())
                 self._log(record, writer)
+                if writer is not None:
+                    self._log_preview(writer)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                 self.save()
@@ -388,6 +391,17 @@ class Trainer:
                 self.save_output("best", val)
         return val
 
+    def _log_preview(self, writer: Any) -> None:
+        """Student vs teacher depth of the first single-view item (normalized as in the loss) as an image."""
+        if not self.data.single_view:
+            return
+        sample = self.data.single(0, 0)
+        with torch.no_grad(), autocast_context(self.device, self.cfg.precision):
+            depth = self.model(sample.image[None, None].to(self.device))["depth"][0, 0].float().cpu()
+        depth = depth.reshape(sample.label.shape)
+        pred = normalize_depth(depth[None], sample.mask[None], sample.ray_norm[None])[0][0]
+        writer.add_image("depth/student_teacher", depth_preview(pred, sample.label, sample.mask), self.step)
+
     def _token_norms(self) -> dict[str, float]:
         if not self.data.single_view:
             return {}
@@ -406,9 +420,26 @@ def seed_everything(seed: int) -> None:
 
 
 def open_tensorboard(folder: Path) -> Any:
-    """A TensorBoard SummaryWriter, or None (logged in the JSONL) when tensorboard is not installed."""
+    """A TensorBoard SummaryWriter, or None with a one-line warning on stderr when tensorboard is not
+    installed (the run goes on; everything is still in log.jsonl)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
+        print(
+            "fin3r train: warning: tensorboard is not installed (pip install tensorboard, or the train extra): "
+            "TensorBoard logging off, metrics in log.jsonl only",
+            file=sys.stderr,
+        )
         return None
     return SummaryWriter(str(folder))
+
+
+def depth_preview(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Student and teacher depth [H, W] side by side as one grey image [1, H, 2W] in [0, 1], both scaled
+    by the teacher's valid range (invalid teacher pixels black), for TensorBoard's `add_image`."""
+    valid = teacher[mask]
+    lo, hi = (float(valid.min()), float(valid.max())) if valid.numel() else (0.0, 1.0)
+    span = max(hi - lo, 1e-8)
+    student = ((student - lo) / span).clamp(0.0, 1.0)
+    teacher = torch.where(mask, ((teacher - lo) / span).clamp(0.0, 1.0), torch.zeros_like(teacher))
+    return torch.cat([student, teacher], dim=-1)[None].float().cpu()
