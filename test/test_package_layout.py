@@ -49,7 +49,7 @@ def test_console_scripts_import():
 
     setup_src = (REPO / "setup.py").read_text()
     scripts = {ep.name: ep for ep in entry_points(group="console_scripts") if ep.value.startswith("fin3r_")}
-    assert set(scripts) == {"reconstruct_node", "fin3r"}
+    assert set(scripts) == {"reconstruct_node", "reconstruct_lifecycle_node", "fin3r"}
     for ep in scripts.values():
         assert f'"{ep.name} = {ep.value}"' in setup_src, f"{ep.name}: installed entry point differs from setup.py"
         assert callable(ep.load()), ep.value
