@@ -135,8 +135,9 @@ def play(
             header = Header(stamp=seconds_to_stamp(frame.stamp), frame_id=CAMERA_FRAME)
             k = frame.intrinsics if frame.intrinsics is not None else intrinsics
             if k is not None:
+                heard = node.inputs.heard["camera_info"]
                 pub_info.publish(model_to_camera_info(k, frame.size[1], frame.size[0], header))
-                spin_until(lambda h=header: node._camera_info is not None and node._camera_info.header == h, 5.0)
+                spin_until(lambda n=heard: node.inputs.heard["camera_info"] > n, 5.0)
             handled = node.worker.handled
             pub_image.publish(rgb_to_image(frame.rgb, header))
             if not spin_until(lambda n=handled: node.worker.handled > n and node.worker.wait_idle(0.0), timeout_s):

@@ -20,6 +20,8 @@ from fin3r_lib.errors import InputError, SettingError
 from fin3r_lib.model_options import PRECISIONS, ModelOptions
 from fin3r_lib.runner import RunnerOptions
 from fin3r_lib.session.config import SessionConfig
+from fin3r_lib.session.scale import SCALE_SOURCES, ScaleConfig
+from fin3r_ros.tf_modes import TF_MODES
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -169,9 +171,51 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "tf_mode",
         "publish",
-        "`publish`: TF map_frame -> camera optical frame at image time; `none`: no TF (the robot's tree owns it).",
-        ("publish", "none"),
+        "`publish`: TF map_frame -> camera optical frame at image time; `map_to_odom`: TF map_frame -> odom_frame "
+        "such that map -> odom -> ... -> camera through the robot's own tree gives the reconstructed camera pose "
+        "(REP 105, like SLAM packages); `none`: no TF.",
+        TF_MODES,
     ),
+    ParamSpec("odom_frame", "odom", "The robot's odometry frame (`tf_mode: map_to_odom`, `scale_source: odometry`)."),
+    ParamSpec(
+        "pairing_tolerance_s",
+        0.02,
+        "camera_info and sensor depth pair with the image of the same stamp, else the nearest within this (s).",
+        valid=AT_LEAST_0,
+    ),
+    ParamSpec(
+        "rectify",
+        False,
+        "`false`: images must be rectified (`image_rect`); a camera_info with non-zero D is warned about once. "
+        "`true`: undistort with OpenCV (plumb_bob, rational_polynomial, equidistant) before the model.",
+    ),
+    ParamSpec(
+        "scale_source",
+        "none",
+        "Metric scale: `none` (model units), `odometry` (fit to TF odom_frame -> camera at keyframe stamps), "
+        "`depth` (median ratio to the `sensor_depth` topic). Once known, everything published is in metres.",
+        SCALE_SOURCES,
+    ),
+    ParamSpec("scale_window", 30, "Scale samples kept (keyframes for odometry, frames for depth).", valid=AT_LEAST_1),
+    ParamSpec(
+        "scale_min_baseline_m",
+        0.3,
+        "Odometry scale: the window must span this far (m) before a scale is given.",
+        valid=POSITIVE,
+    ),
+    ParamSpec(
+        "scale_min_pair_m", 0.05, "Odometry scale: keyframe pairs closer than this (m) are not used.", valid=POSITIVE
+    ),
+    ParamSpec(
+        "scale_trim", 0.2, "Fraction of lowest and of highest scale ratios dropped (below 0.5).", valid=AT_LEAST_0
+    ),
+    ParamSpec(
+        "scale_min_valid_pixels",
+        500,
+        "Depth scale: fewer valid pixels in a frame -> no sample from it.",
+        valid=AT_LEAST_1,
+    ),
+    ParamSpec("scale_max_depth_m", 10.0, "Depth scale: sensor readings beyond this (m) are ignored.", valid=POSITIVE),
     ParamSpec("diagnostics_rate_hz", 1.0, "Rate of the `/diagnostics` status.", valid=POSITIVE),
 )
 
@@ -215,7 +259,15 @@ TOPICS: tuple[TopicSpec, ...] = (
         "subscription",
         "sensor_msgs/msg/CameraInfo",
         SENSOR_QOS,
-        "Optional; latest one paired with each image.",
+        "Optional; paired with each image by stamp (exact, else nearest within `pairing_tolerance_s`).",
+    ),
+    TopicSpec(
+        "sensor_depth",
+        "subscription",
+        "sensor_msgs/msg/Image",
+        SENSOR_QOS,
+        "Aligned depth of an RGB-D camera (16UC1 mm or 32FC1 m, the image's size), `scale_source: depth` only; "
+        "paired by stamp like camera_info.",
     ),
     TopicSpec(
         "depth", "publisher", "sensor_msgs/msg/Image", STREAM_QOS, "32FC1 z-depth, NaN invalid, the image's header."
@@ -225,7 +277,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "publisher",
         "sensor_msgs/msg/CameraInfo",
         STREAM_QOS,
-        "Intrinsics of `depth` (the ones the model used, same header).",
+        "Intrinsics of `depth`: the paired camera_info's K on the output grid, else the model's estimate.",
     ),
     TopicSpec(
         "confidence",
@@ -267,14 +319,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "publisher",
         "tf2_msgs/msg/TFMessage",
         "reliable, keep last 100, volatile",
-        "`map_frame` -> camera frame (`tf_mode: publish`).",
+        "`map_frame` -> camera frame (`tf_mode: publish`) or `map_frame` -> `odom_frame` (`tf_mode: map_to_odom`).",
     ),
     TopicSpec(
         "/diagnostics",
         "publisher",
         "diagnostic_msgs/msg/DiagnosticArray",
         "reliable, keep last 10, volatile",
-        "Rates, latency, model time, drops, errors.",
+        "Rates, latency, model time, drops, errors, unpaired images, predicted/camera focal ratio, scale.",
     ),
     TopicSpec(
         "~/reset",
@@ -308,9 +360,17 @@ def session_config(values: dict[str, Any]) -> SessionConfig:
         raise InputError(f"parameter {exc.name}: expected {exc.expected}, got {exc.value!r}") from None
 
 
+def scale_config(values: dict[str, Any]) -> ScaleConfig:
+    """The `ScaleConfig` of a parameter dict (`scale_source`, `scale_<setting>`)."""
+    settings = {f.name: values[f"scale_{f.name}"] for f in fields(ScaleConfig) if f.name != "source"}
+    return ScaleConfig(source=values["scale_source"], **settings)
+
+
 def runner_options(values: dict[str, Any]) -> RunnerOptions:
     """The `RunnerOptions` of a parameter dict: the same options `fin3r reconstruct` takes."""
-    return RunnerOptions(input_max_side=values["input_max_side"], session=session_config(values))
+    return RunnerOptions(
+        input_max_side=values["input_max_side"], session=session_config(values), scale=scale_config(values)
+    )
 
 
 def _cell(text: Any) -> str:

@@ -1,8 +1,13 @@
 """`RosPublishers`: the `Runner` sink that publishes a frame's results on the reconstruction node's topics.
 
 Per reconstructed frame: `depth` (32FC1, NaN invalid), `depth/camera_info`, `confidence`, `points`
-(map frame), `pose`, TF (`tf_mode: publish`) and the path it extends; `map` and `path` (latched) at
-most `map_rate_hz`. A skipped frame is counted in the node's `NodeStats` under its error's kind and
+(map frame), `pose`, TF and the path it extends; `map` and `path` (latched) at most `map_rate_hz`.
+TF: `tf_mode: publish` sends map -> camera; `map_to_odom` sends map -> odom, (map <- camera) times the
+inverse of the frame's odometry pose (odom <- camera, `Frame.cam_to_world`), so that the robot's own
+tree composed with it gives the reconstructed camera. Results come from the runner already in metres
+once its scale is known; `path` poses published before a scale change are rescaled when it goes out,
+and `map` is republished when the scale moved. `diagnostics()` gives the predicted/camera focal ratio
+and the scale estimate. A skipped frame is counted in the node's `NodeStats` under its error's kind and
 logged (throttled). `/diagnostics` goes out through `publish_diagnostics`. The sink publishes in the
 ROS clock's world: headers carry the input image's stamp and frame id.
 """
@@ -23,8 +28,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.geometry import rigid_inverse
 from fin3r_lib.runner import Runner, RunSummary, error_kind
-from fin3r_lib.session import ReconstructionSession, SessionResult
+from fin3r_lib.session import SessionResult
 from fin3r_ros.conversions import (
     array_to_image,
     matrix_to_pose,
@@ -35,11 +41,14 @@ from fin3r_ros.conversions import (
     scale_intrinsics,
 )
 from fin3r_ros.diagnostics import NodeStats
+from fin3r_ros.intrinsics import focal_ratio_diagnostics
 from fin3r_ros.tf_publisher import TfPublisher, points_to_map, to_map
 
 STREAM_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE_S = 5.0
+#: relative scale change after which `path` poses and `map` are rescaled / republished
+RESCALE_TOLERANCE = 1e-3
 
 
 def frame_header(frame: Frame, default_frame_id: str) -> Header:
@@ -49,12 +58,13 @@ def frame_header(frame: Frame, default_frame_id: str) -> Header:
 
 
 class RosPublishers:
-    """See the module docstring; `values` are the node's parameters, `session` the runner's session."""
+    """See the module docstring; `values` are the node's parameters, `runner` the runner this sink is added to."""
 
-    def __init__(self, node: Node, values: dict[str, Any], session: ReconstructionSession, stats: NodeStats) -> None:
+    def __init__(self, node: Node, values: dict[str, Any], runner: Runner, stats: NodeStats) -> None:
         self.node = node
         self.values = values
-        self.session = session
+        self.runner = runner
+        self.session = runner.session
         self.stats = stats
         #: (H, W) of the image being processed before input_max_side (`output_resolution: input`); set by the node
         self.input_size: tuple[int, int] | None = None
@@ -66,8 +76,11 @@ class RosPublishers:
         self.pub_pose = node.create_publisher(PoseStamped, "pose", STREAM_QOS)
         self.pub_path = node.create_publisher(Path, "path", LATCHED_QOS)
         self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.tf = TfPublisher(node) if values["tf_mode"] == "publish" else None
+        self.tf = TfPublisher(node) if values["tf_mode"] != "none" else None
         self._path = Path()
+        self._path_scales: list[float] = []  # the scale each path pose went out with (1.0: model units)
+        self._map_scale = 1.0
+        self._focal: dict[str, str] = {}
         self._latched_at = -float("inf")  # when path and map last went out
         self._map_keyframes = -1
 
@@ -82,7 +95,12 @@ class RosPublishers:
                 f"image time went backwards (to {result.stamp:.3f} s): reconstruction reset",
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
-        self._publish_frame(result, header, self.input_size or frame.size)
+        estimate = self.runner.scale_estimate
+        if estimate.scale is None and self.values["scale_source"] != "none":
+            self.node.get_logger().warning(estimate.status, throttle_duration_sec=LOG_THROTTLE_S)
+        if result.model_intrinsics is not None:
+            self._focal = focal_ratio_diagnostics(result.model_intrinsics, result.frame.intrinsics)
+        self._publish_frame(frame, result, header, self.input_size or frame.size)
         self._maybe_publish_latched(header.stamp)
 
     def on_skip(self, source: str, reason: str) -> None:
@@ -96,6 +114,17 @@ class RosPublishers:
         self._maybe_publish_latched(self.node.get_clock().now().to_msg())
 
     # the node's other outputs
+    def diagnostics(self) -> dict[str, str]:
+        """Key-values for /diagnostics: predicted/camera focal ratio (with a camera_info) and the scale estimate."""
+        estimate = self.runner.scale_estimate
+        values = dict(self._focal)
+        values["scale source"] = self.values["scale_source"]
+        values["scale (m per model unit)"] = "unknown" if estimate.scale is None else f"{estimate.scale:.5f}"
+        values["scale spread"] = f"{estimate.spread:.4f}"
+        values["scale samples"] = str(estimate.samples)
+        values["scale status"] = estimate.status
+        return values
+
     def publish_diagnostics(self, status: DiagnosticStatus) -> None:
         """Publish `status` on /diagnostics, stamped now."""
         header = Header(stamp=self.node.get_clock().now().to_msg())
@@ -104,12 +133,22 @@ class RosPublishers:
     def reset_outputs(self) -> None:
         """Forget the path and publish an empty path and map."""
         self._path = Path(header=Header(frame_id=self.values["map_frame"]))
+        self._path_scales = []
         self.pub_path.publish(self._path)
         empty = np.zeros((0, 3), np.float32)
         self.pub_map.publish(points_to_cloud(empty, self._path.header, rgb=np.zeros((0, 3), np.uint8)))
         self._latched_at, self._map_keyframes = -float("inf"), 0
 
-    def _publish_frame(self, result: SessionResult, header: Header, input_size: tuple[int, int]) -> None:
+    def _transform(self, frame: Frame, cam_to_map: np.ndarray, map_header: Header, child: str) -> Any:
+        """The frame's TF: map -> camera, or map -> odom (None without the frame's odometry pose)."""
+        if self.values["tf_mode"] == "publish":
+            return matrix_to_transform(cam_to_map, map_header, child)
+        if frame.cam_to_world is None:
+            return None
+        map_from_odom = cam_to_map @ rigid_inverse(np.asarray(frame.cam_to_world, dtype=np.float64))
+        return matrix_to_transform(map_from_odom, map_header, self.values["odom_frame"])
+
+    def _publish_frame(self, frame: Frame, result: SessionResult, header: Header, input_size: tuple[int, int]) -> None:
         """Build every per-frame message (any of them may reject the result), then publish them all."""
         f = result.frame
         depth = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
@@ -134,24 +173,38 @@ class RosPublishers:
             ),
             (self.pub_pose, pose),
         ]
-        transform = matrix_to_transform(cam_to_map, map_header, header.frame_id)
+        transform = self._transform(frame, cam_to_map, map_header, header.frame_id) if self.tf is not None else None
         for publisher, msg in messages:
             publisher.publish(msg)
-        if self.tf is not None:
+        if transform is not None:
             self.tf.send([transform])
         self._path.header = map_header
         self._path.poses.append(pose)
-        del self._path.poses[: -self.values["path_max_length"]]
+        self._path_scales.append(self.runner.scale_estimate.scale or 1.0)
+        keep = self.values["path_max_length"]
+        del self._path.poses[:-keep], self._path_scales[:-keep]
+
+    def _rescale_path(self, scale: float) -> None:
+        """Bring the path poses that went out at another scale to `scale`."""
+        scales = np.asarray(self._path_scales)
+        for i in np.flatnonzero(np.abs(scales / scale - 1.0) > RESCALE_TOLERANCE):
+            p = self._path.poses[i].pose.position
+            ratio = scale / self._path_scales[i]
+            p.x, p.y, p.z = p.x * ratio, p.y * ratio, p.z * ratio
+            self._path_scales[i] = scale
 
     def _maybe_publish_latched(self, stamp: Any) -> None:
         """Publish `path`, and `map` when it changed, unless they went out less than 1 / map_rate_hz ago."""
         now = time.monotonic()
         if now - self._latched_at < 1.0 / self.values["map_rate_hz"]:
             return
+        scale = self.runner.scale_estimate.scale or 1.0
+        self._rescale_path(scale)
         self.pub_path.publish(self._path)
-        if self.session.num_keyframes != self._map_keyframes:
-            points, colors = self.session.map_cloud()
+        rescaled = abs(scale / self._map_scale - 1.0) > RESCALE_TOLERANCE
+        if self.session.num_keyframes != self._map_keyframes or rescaled:
+            points, colors = self.runner.map_cloud()
             header = Header(stamp=stamp, frame_id=self.values["map_frame"])
             self.pub_map.publish(points_to_cloud(points_to_map(points), header, rgb=colors))
-            self._map_keyframes = self.session.num_keyframes
+            self._map_keyframes, self._map_scale = self.session.num_keyframes, scale
         self._latched_at = now

@@ -1,6 +1,7 @@
 """The reconstruction node: camera images in; depth, clouds, map, pose, path, TF and diagnostics out.
 
-Callbacks only store the newest image (with the latest camera_info) in a `FrameWorker`; its thread
+Callbacks pair each image with its camera_info (and sensor depth) by stamp (`RobotInputs`) and store
+the newest decided image in a `FrameWorker`; its thread
 turns the message into a `Frame` and feeds the same `Runner` that `fin3r reconstruct` uses (same
 `RunnerOptions`), whose `RosPublishers` sink publishes the results (more sinks: `add_sink`). Errors
 of one frame (bad message, backend failure, non-finite output) become a throttled log line and a
@@ -20,6 +21,7 @@ from typing import Any
 import rclpy
 import rclpy.executors
 import rclpy.logging
+from diagnostic_msgs.msg import KeyValue
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -33,18 +35,13 @@ from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.loader import load_model
 from fin3r_lib.runner import Runner, RunSummary, Sink, skip_reason
 from fin3r_lib.session import ReconstructionSession
-from fin3r_ros.conversions import (
-    camera_info_to_model,
-    check_camera_info_matches,
-    compressed_to_rgb,
-    image_to_rgb,
-    stamp_to_ns,
-)
+from fin3r_ros.conversions import compressed_to_rgb, image_to_rgb, stamp_to_ns
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.frame_worker import FrameWorker
 from fin3r_ros.param_overrides import check_overrides
 from fin3r_ros.parameters import declare_parameters, help_text, runner_options
 from fin3r_ros.publishers import LOG_THROTTLE_S, RosPublishers
+from fin3r_ros.robot_inputs import RobotInputs
 
 
 @dataclass
@@ -52,7 +49,7 @@ class _Received:
     """What a callback hands to the worker."""
 
     msg: Image | CompressedImage
-    camera_info: CameraInfo | None
+    companions: dict[str, Any]  # paired camera_info / sensor depth (None where none paired)
     received: float  # time.monotonic() at the callback
 
 
@@ -79,10 +76,10 @@ class ReconstructCore:
         self.model_name = self.model.name or type(self.model).__name__
         self.stats = NodeStats()
         self._lock = threading.Lock()  # the runner: worker vs reset service
-        self._camera_info: CameraInfo | None = None
+        self.inputs = RobotInputs(self, self.values)
         self._images = 0  # image messages taken by the worker (the frames' index)
         before = set(self.publishers)
-        self.outputs = RosPublishers(self, self.values, self.runner.session, self.stats)
+        self.outputs = RosPublishers(self, self.values, self.runner, self.stats)
         self._own_publishers = [x for x in self.publishers if x not in before]
         self.runner.add_sink(self.outputs)
 
@@ -93,7 +90,9 @@ class ReconstructCore:
         self._image_topic = "image/compressed" if v["image_transport"] == "compressed" else "image"
         image_type = CompressedImage if v["image_transport"] == "compressed" else Image
         self.create_subscription(image_type, self._image_topic, self._on_image, qos)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        self.create_subscription(CameraInfo, "camera_info", lambda m: self._on_companion("camera_info", m), qos)
+        if "depth" in self.inputs.streams:
+            self.create_subscription(Image, "sensor_depth", lambda m: self._on_companion("depth", m), qos)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
         self._io = [x for x in (*self.subscriptions, *self.services, *self.timers) if x not in before]
@@ -103,7 +102,7 @@ class ReconstructCore:
         self.worker.start()
         self.get_logger().info(
             f"model {self.model_name} ready; subscribing {self._image_topic} ({v['qos_reliability']}), "
-            f"TF {v['tf_mode']}"
+            f"TF {v['tf_mode']}, scale {v['scale_source']}"
         )
 
     def _stop_io(self: Any) -> None:
@@ -142,12 +141,17 @@ class ReconstructCore:
             return self.runner.finish()
 
     # callbacks (executor thread): store and return
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _on_companion(self, stream: str, msg: CameraInfo | Image) -> None:
+        self._dispatch(self.inputs.add_companion(stream, msg, stamp_to_ns(msg.header.stamp)))
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self.stats.frame_received()
-        self.worker.put(_Received(msg, self._camera_info, time.monotonic()))
+        self._dispatch(self.inputs.add_image((msg, time.monotonic()), stamp_to_ns(msg.header.stamp)))
+
+    def _dispatch(self, decided: list) -> None:
+        for paired in decided:
+            msg, received = paired.image
+            self.worker.put(_Received(msg, paired.companions, received))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -161,6 +165,8 @@ class ReconstructCore:
 
     def _publish_diagnostics(self) -> None:
         status = self.stats.status(f"{self.get_name()}: reconstruction", self.model_name, self.worker.dropped)
+        extra = {**self.inputs.diagnostics(), **self.outputs.diagnostics()}
+        status.values.extend(KeyValue(key=k, value=val) for k, val in extra.items())
         self.outputs.publish_diagnostics(status)
 
     # worker thread
@@ -172,23 +178,21 @@ class ReconstructCore:
         self.get_logger().warning(f"frame dropped: {detail}", throttle_duration_sec=LOG_THROTTLE_S)
 
     def _to_frame(self, item: _Received, index: int) -> Frame:
-        """The message as a Frame (RGB checked against its camera_info; exact stamp; header frame id)."""
+        """The message as a Frame: exact stamp, header frame id, and what `RobotInputs` adds (camera K, sensor
+        depth, odometry pose; RGB checked against its camera_info and undistorted with `rectify`)."""
         msg = item.msg
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        intrinsics = None
-        if item.camera_info is not None:
-            camera = camera_info_to_model(item.camera_info)
-            check_camera_info_matches(camera, rgb.shape[:2])
-            intrinsics = camera.K
         stamp_ns = stamp_to_ns(msg.header.stamp)
+        frame_id = msg.header.frame_id or self.values["camera_frame"]
+        rgb, fields = self.inputs.frame_fields(rgb, item.companions, frame_id, stamp_ns)
         return Frame(
             rgb=rgb,
-            intrinsics=intrinsics,
             stamp=stamp_ns / 1e9,
             stamp_ns=stamp_ns,
-            frame_id=msg.header.frame_id or self.values["camera_frame"],
+            frame_id=frame_id,
             index=index,
             source=f"{self.resolve_topic_name(self._image_topic)} message {index}",
+            **fields,
         )
 
     def _process(self, item: _Received) -> None:

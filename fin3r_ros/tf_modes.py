@@ -7,9 +7,13 @@
 - `none`: no TF.
 Lookups go through `tf2_ros.Buffer` when tf2_ros imports (a ROS install), else through the package's
 own `TfBuffer` fed from /tf and /tf_static (PyPI wheels only); `TfLookup.lookup` is the one code path.
+Lookups may come from another thread than the executor's (the node's worker): the own buffer is
+guarded by a lock, tf2's buffer is thread-safe; neither waits for transforms (no executor dead-lock).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from rclpy.node import Node
@@ -39,6 +43,7 @@ class TfLookup:
 
     def __init__(self, node: Node, cache_s: float = 10.0) -> None:
         self.cache_s = cache_s
+        self._lock = threading.Lock()
         try:
             from rclpy.duration import Duration
             from tf2_ros import Buffer, TransformListener
@@ -55,15 +60,17 @@ class TfLookup:
             self._listener = TransformListener(self._tf2, node, spin_thread=False)
 
     def _heard(self, msg, static: bool) -> None:
-        self._own.add_message(msg, static=static)
-        if not static and msg.transforms:
-            newest = max(t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 for t in msg.transforms)
-            self._own.prune_before(newest - self.cache_s)
+        with self._lock:
+            self._own.add_message(msg, static=static)
+            if not static and msg.transforms:
+                newest = max(t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 for t in msg.transforms)
+                self._own.prune_before(newest - self.cache_s)
 
     def lookup(self, target: str, source: str, stamp_ns: int) -> np.ndarray:
         """4x4 taking points in `source` to `target` at `stamp_ns`; TfError when it is not known."""
         if self.backend != "tf2_ros":
-            return self._own.lookup(target, source, stamp_ns * 1e-9)
+            with self._lock:
+                return self._own.lookup(target, source, stamp_ns * 1e-9)
         from rclpy.time import Time
 
         try:

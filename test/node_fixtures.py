@@ -84,9 +84,9 @@ class NodeRig:
 
     def publish_info(self, k: np.ndarray, size: tuple[int, int], stamp: float) -> None:
         """Publish a CameraInfo of K for images of `size` (h, w) and let the node cache it."""
-        before = self.node._camera_info
+        before = self.node.inputs.heard["camera_info"]
         self.pub_info.publish(model_to_camera_info(k, size[1], size[0], header(stamp)))
-        assert self.ros.spin_until(lambda: self.node._camera_info is not before, timeout=5.0)
+        assert self.ros.spin_until(lambda: self.node.inputs.heard["camera_info"] > before, timeout=5.0)
 
     def send_msg(self, msg: Image | CompressedImage, expect_output: bool = True, timeout: float = 30.0) -> None:
         """Publish one image message and spin until the node handled it (and its depth arrived, if expected)."""
