@@ -146,8 +146,8 @@ class GroundTruthStream:
         self._model = model
         self._world_from_first: np.ndarray | None = None
 
-    def step(self, image: np.ndarray) -> FrameResult:
-        """The ground truth of `image` in the stream's world (metric)."""
+    def step(self, image: np.ndarray, intrinsics: np.ndarray | None = None) -> FrameResult:
+        """The ground truth of `image` in the stream's world (metric); a known K does not change the truth."""
         m = self._model
         i = m.lookup(image)
         if self._world_from_first is None:

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from fin3r_lib.data.frame import Frame
+from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.cut3r import CUT3R
 from fin3r_lib.models.cut3r.pose import ray_map
-from fin3r_lib.models.loader import build_model
+from fin3r_lib.models.loader import build_model, load_model
+from fin3r_lib.session import ReconstructionSession, SessionConfig
 
 K = np.array([[70.0, 0, 39.5], [0, 70.0, 29.5], [0, 0, 1]])  # of the 80x60 input images
 
@@ -92,3 +95,15 @@ def test_no_intrinsics_is_the_image_only_path_bit_exactly(tiny: CUT3R) -> None:
 def test_ray_encoder_has_the_reference_sixteen_heads_at_release_size() -> None:
     model = build_model("cut3r-512-dpt", device="meta")
     assert {blk.attn.num_heads for blk in model.enc_blocks_ray_map} == {16}
+
+
+@pytest.mark.parametrize("use_camera_intrinsics", [True, False])
+def test_the_session_gives_a_frames_known_camera_to_cut3r(use_camera_intrinsics: bool) -> None:
+    """A Frame's K reaches CUT3R's ray-map input through the session (and not when the session ignores K)."""
+    model = load_model(ModelOptions(model="cut3r-tiny", checkpoint="none", device="cpu", seed=2))
+    config = SessionConfig(keyframe_min_flow_px=0.0, use_camera_intrinsics=use_camera_intrinsics)
+    session = ReconstructionSession(model, config)
+    given = [session.process(Frame(rgb=img, stamp=0.1 * i, intrinsics=K)).frame for i, img in enumerate(_images(3))]
+    expected = _run(model, K if use_camera_intrinsics else None)
+    for got, want in zip(given, expected, strict=True):
+        np.testing.assert_array_equal(got.depth, want.depth)

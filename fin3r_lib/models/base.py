@@ -50,8 +50,12 @@ SESSION_HEADS = ("depth", "camera")
 class Stream(Protocol):
     """A streaming reconstruction: one frame in, that frame's result out, state kept between calls."""
 
-    def step(self, image: np.ndarray) -> FrameResult:
-        """Process one RGB uint8 (H, W, 3) image; returns its result on its own pixel grid."""
+    def step(self, image: np.ndarray, intrinsics: np.ndarray | None = None) -> FrameResult:
+        """Process one RGB uint8 (H, W, 3) image; returns its result on its own pixel grid.
+
+        `intrinsics`: the camera's known K (3x3, the image's pixels) when there is one; a model that can take
+        it as an input (CUT3R's ray map) does, the others ignore it (the session still unprojects with it).
+        """
         ...
 
     def reset(self) -> None:

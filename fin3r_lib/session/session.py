@@ -256,15 +256,17 @@ class ReconstructionSession:
 
     @staticmethod
     def _use_k(frame: FrameResult, known_k: np.ndarray | None) -> FrameResult:
-        """`frame` checked, with the known K when there is one."""
+        """`frame` checked, with the known K when there is one (the model's own K is then not needed)."""
         check_finite_pose(frame)
-        check_intrinsics(frame)
-        return frame if known_k is None else with_intrinsics(frame, known_k)
+        if known_k is None:
+            check_intrinsics(frame)
+            return frame
+        return with_intrinsics(frame, known_k)
 
     def _place_streamed(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         assert self._stream is not None
         t0 = time.perf_counter()
-        predicted = self._stream.step(rgb)
+        predicted = self._stream.step(rgb, intrinsics=known_k)
         t_model = time.perf_counter() - t0
         raw = self._use_k(predicted, known_k)
         world_from_stream = self._world_from_stream
