@@ -61,6 +61,8 @@ MESSAGE_FAULTS = {
 def test_bad_image_message(ros, seven_scenes, fault) -> None:
     rig = NodeRig(ros, GroundTruthModel.from_fixture(seven_scenes))
     rig.send(seven_scenes["rgb"][0], 0.5, k=seven_scenes["K"])
+    # its camera_info comes with it (the node pairs by stamp, and would wait for a later one otherwise)
+    rig.publish_info(seven_scenes["K"], seven_scenes["rgb"][5].shape[:2], 1.0)
     rig.send_msg(MESSAGE_FAULTS[fault](seven_scenes["rgb"][5]), expect_output=False)
     assert rig.node.stats.errors == {"ConversionError": 1}
     _serves_good_frames(rig, seven_scenes, 2.0)

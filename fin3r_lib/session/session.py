@@ -256,12 +256,10 @@ class ReconstructionSession:
 
     @staticmethod
     def _use_k(frame: FrameResult, known_k: np.ndarray | None) -> FrameResult:
-        """`frame` checked, with the known K when there is one (the model's own K is then not needed)."""
+        """`frame` checked, with the known K when there is one."""
         check_finite_pose(frame)
-        if known_k is None:
-            check_intrinsics(frame)
-            return frame
-        return with_intrinsics(frame, known_k)
+        check_intrinsics(frame)
+        return frame if known_k is None else with_intrinsics(frame, known_k)
 
     def _place_streamed(self, rgb: np.ndarray, known_k: np.ndarray | None) -> tuple[FrameResult, np.ndarray, float]:
         assert self._stream is not None
