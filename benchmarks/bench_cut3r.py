@@ -51,7 +51,8 @@ def compare_paths(args: argparse.Namespace) -> None:
     """Node path and bf16 autocast against the full-output fp32 path (see the module docstring)."""
     torch.manual_seed(0)
     model = build_model(args.model)
-    image = torch.rand(1, 3, args.height, args.width)
+    rgb = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
+    image = model.prepare_frame(rgb)[0][None]  # on the model's grid, as the node feeds it
     base_t, base = step_seconds(model, image, None, args.repeats)
     node_t, node = step_seconds(model, image, ("depth", "camera"), args.repeats)
     model.autocast_dtype = torch.bfloat16
