@@ -55,3 +55,18 @@ def test_evaluate_base_vs_adapter_writes_complete_results(seven_scenes_dir, tmp_
     assert base["system_level.ate.rmse"] != tuned["system_level.ate.rmse"]
     header = (out / "results.md").read_text().splitlines()[2]
     assert header == "| metric | base | random | random - base |"
+
+
+def test_evaluate_crop_reaches_the_depth_metrics(seven_scenes_dir, tmp_path):
+    argv = ["evaluate", str(seven_scenes_dir), "--model", "vggt-tiny", "--checkpoint", "none", "--seed", "0"]
+    argv += ["--device", "cpu", "--max-frames", "2", "--input-max-side", "112", "--level", "model", "--quiet"]
+    mono = {}
+    for crop in ("none", "nyu"):
+        assert main([*argv, "--out", str(tmp_path / crop), "--crop", crop]) == 0
+        doc = json.loads((tmp_path / crop / "results.json").read_text())
+        assert doc["config"]["crop"] == crop
+        mono[crop] = doc["runs"]["base"]["model_level"]["monocular"]
+        assert mono[crop]["crop"] == crop and np.isfinite(mono[crop]["abs_rel"])
+    assert mono["nyu"]["abs_rel"] != mono["none"]["abs_rel"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "bad"), "--crop", "kitti"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fin3r_lib.errors import InputError
+from fin3r_lib.evaluation.crops import CROPS
 from fin3r_lib.model_options import ModelOptions
 
 NAME = "evaluate"
@@ -28,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ModelOptions.add_arguments(parser, adapter_help="adapter of the first run (default: none, the base model)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="ADAPTER", help="more adapters, same frames")
     parser.add_argument("--alignment", default="median", help="depth alignment: none, median, scale, ...")
-    parser.add_argument("--max-depth", type=float, help="ignore GT depth beyond this (metres)")
+    parser.add_argument("--max-depth", type=float, help="ignore GT depth beyond this (metres; KITTI: 80)")
+    parser.add_argument(
+        "--crop", choices=CROPS, default="none", help="evaluation crop of the depth metrics (KITTI: garg or eigen)"
+    )
     parser.add_argument("--window", type=int, default=4, help="views per multi-view window (model level)")
     parser.add_argument("--input-max-side", type=int, default=0, help="downscale frames (0: full size)")
     parser.add_argument("--max-frames", type=int, help="use only the first N frames")
@@ -58,16 +62,21 @@ def _evaluate_run(args: argparse.Namespace, adapter: str, frames: list, label: s
     if args.level in ("model", "both"):
         runner = Runner(model, options)
         mono = evaluate_depth(
-            runner, tqdm(frames, desc=f"{label} monocular", **bar), args.alignment, args.max_depth, extras["examples"]
+            runner,
+            tqdm(frames, desc=f"{label} monocular", **bar),
+            args.alignment,
+            args.max_depth,
+            extras["examples"],
+            args.crop,
         )
         extras["per_frame"] = [row["abs_rel"] for row in mono.pop("per_frame")]
         results["model_level"] = {"monocular": mono}
         if sum(f.cam_to_world is not None for f in frames) >= args.window:
             results["model_level"]["multiview"] = evaluate_multiview(
-                runner, frames, args.window, max_depth=args.max_depth, icp=args.icp
+                runner, frames, args.window, max_depth=args.max_depth, icp=args.icp, crop=args.crop
             )
     if args.level in ("system", "both"):
-        evaluator = SystemEvaluator(args.alignment, args.max_depth, icp=args.icp)
+        evaluator = SystemEvaluator(args.alignment, args.max_depth, icp=args.icp, crop=args.crop)
         summary = Runner(model, options, [evaluator]).run(tqdm(frames, desc=f"{label} system", **bar))
         results["system_level"] = evaluator.results | {"skipped_frames": summary.skipped}
         extras["per_frame"] = extras.get("per_frame") or [row["abs_rel"] for row in evaluator.depth_rows]

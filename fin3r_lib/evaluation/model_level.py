@@ -83,10 +83,12 @@ def evaluate_depth(
     alignment: str = "median",
     max_depth: float | None = None,
     examples: Examples | None = None,
+    crop: str = "none",
 ) -> dict:
     """Monocular depth: mean AbsRel, RMSE, delta1 over the frames with GT depth, and `per_frame` rows.
 
-    Frames without GT depth are skipped and counted (`frames_without_depth`).
+    Only the pixels inside the evaluation `crop` (`crops.CROPS`, e.g. `garg` for KITTI) count. Frames
+    without GT depth are skipped and counted (`frames_without_depth`).
     """
     runner = as_runner(model_or_runner)
     with_depth, without = _with_depth(frames)
@@ -96,7 +98,7 @@ def evaluate_depth(
     for frame in with_depth:
         prepared = runner.prepare(frame)
         pred = runner.predict([frame]).depth[0]
-        aligned, mask, fit = aligned_depth(pred, prepared.depth, alignment, max_depth)
+        aligned, mask, fit = aligned_depth(pred, prepared.depth, alignment, max_depth, crop)
         row = {**depth_errors(aligned, prepared.depth, mask), "scale": fit.scale, "shift": fit.shift}
         rows.append({"source": frame.source or str(frame.index), **row})
         if examples is not None:
@@ -105,6 +107,7 @@ def evaluate_depth(
     return {
         **mean_of(rows, keys),
         "alignment": alignment,
+        "crop": crop,
         "frames": len(rows),
         "frames_without_depth": without,
         "per_frame": rows,
@@ -139,8 +142,11 @@ def evaluate_multiview(
     max_depth: float | None = None,
     icp: bool = False,
     max_points: int = 20_000,
+    crop: str = "none",
 ) -> dict:
-    """Multi-view metrics over consecutive windows of `window` frames with GT depth, K and pose (see module)."""
+    """Multi-view metrics over consecutive windows of `window` frames with GT depth, K and pose (see module).
+
+    The evaluation `crop` applies to the video-depth errors."""
     if window < 2:
         raise InputError(f"expected a window of at least 2 views, got {window}")
     runner = as_runner(model_or_runner)
@@ -156,7 +162,10 @@ def evaluate_multiview(
         gt_poses = np.stack([p.cam_to_world for p in prepared])
         gt_pts = np.stack([gt_world_points(p, max_depth) for p in prepared])
         pred_pts = np.where(valid_mask(gt_depth, rec.depth, max_depth)[..., None], rec.world_points, np.nan)
-        row = {f"video_{k}": v for k, v in video_depth_errors(rec.depth, gt_depth, video_alignment, max_depth).items()}
+        row = {
+            f"video_{k}": v
+            for k, v in video_depth_errors(rec.depth, gt_depth, video_alignment, max_depth, crop).items()
+        }
         row |= _window_pointmap(pred_pts, gt_pts, icp, max_points)
         if window >= 3:
             row["ate"] = ate(rec.cam_to_world, gt_poses, "sim3")["rmse"]
@@ -171,6 +180,7 @@ def evaluate_multiview(
         "windows": len(windows),
         "window": window,
         "video_alignment": video_alignment,
+        "crop": crop,
         "icp": icp,
         "pairs": len(errors),
     }

@@ -1,11 +1,12 @@
 """System-level evaluation: a `Sink` on the one runner, measuring the session exactly as the node runs it.
 
 `SystemEvaluator` records, per reconstructed frame, the session's pose, the GT pose, the depth errors
-of the session's depth (per-frame `alignment`), a fixed grid of corresponding pixels (session world
-point, GT world point) and the frame's GT points (fused into a `ReferenceCloud`). At the end of the run
-it computes: ATE / RPE of the session trajectory (evo, `pose_alignment`), Acc / Comp / NC of the
-session's map against the GT cloud after the Sim(3) fitted on the corresponding pixels (optional ICP;
-NC only when `normals`, the open3d normal estimation being the costliest step at the end of a run),
+of the session's depth (per-frame `alignment`, inside the evaluation `crop`), a fixed grid of
+corresponding pixels (session world point, GT world point) and the frame's GT points (fused into a
+`ReferenceCloud`). At the end of the run it computes: ATE / RPE of the session trajectory (evo,
+`pose_alignment`), Acc / Comp / NC of the session's map against the GT cloud after the Sim(3) fitted
+on the corresponding pixels (optional ICP; NC only when `normals`, the open3d normal estimation being
+the costliest step at the end of a run),
 per-frame latency (mean, median, p95, max of the session's `total_s` and `model_s`) and its own
 overhead as a fraction of model time. A session reset (time going backwards) restarts the world: only
 the frames after the last reset are evaluated, and the resets are counted.
@@ -20,6 +21,7 @@ import numpy as np
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.evaluation.alignment import icp_refine, sim3_align
+from fin3r_lib.evaluation.crops import check_crop
 from fin3r_lib.evaluation.depth import aligned_depth
 from fin3r_lib.evaluation.metrics import depth_errors
 from fin3r_lib.evaluation.model_level import Examples, mean_of
@@ -57,8 +59,10 @@ class SystemEvaluator:
         correspondence_grid: int = 16,
         examples: Examples | None = None,
         normals: bool = True,
+        crop: str = "none",
     ) -> None:
         self.alignment, self.max_depth, self.pose_alignment = alignment, max_depth, pose_alignment
+        self.crop = check_crop(crop)
         self.voxel_size, self.icp, self.grid, self.normals = voxel_size, icp, correspondence_grid, normals
         # one-time library imports (open3d alone takes seconds) happen here, not in the measured overhead
         for module in ("evo.main_ape", "evo.main_rpe") + (("open3d",) if normals or icp else ()):
@@ -96,7 +100,9 @@ class SystemEvaluator:
         self.total_s.append(result.timings["total_s"])
         self.model_s.append(result.timings["model_s"])
         if frame.depth is not None:
-            aligned, mask, fit = aligned_depth(result.frame.depth, frame.depth, self.alignment, self.max_depth)
+            aligned, mask, fit = aligned_depth(
+                result.frame.depth, frame.depth, self.alignment, self.max_depth, self.crop
+            )
             row = {**depth_errors(aligned, frame.depth, mask), "scale": fit.scale, "stamp": result.stamp}
             self.depth_rows.append(row)
             if self.examples is not None:
@@ -129,7 +135,10 @@ class SystemEvaluator:
             "latency_model": latency_stats(self.model_s),
         }
         if self.depth_rows:
-            out["depth"] = mean_of(self.depth_rows, ("abs_rel", "rmse", "delta1")) | {"alignment": self.alignment}
+            out["depth"] = mean_of(self.depth_rows, ("abs_rel", "rmse", "delta1")) | {
+                "alignment": self.alignment,
+                "crop": self.crop,
+            }
         out |= self._trajectory_metrics()
         out |= self._map_metrics(runner)
         self.overhead_s += time.perf_counter() - start
