@@ -70,3 +70,12 @@ def test_evaluate_crop_reaches_the_depth_metrics(seven_scenes_dir, tmp_path):
     assert mono["nyu"]["abs_rel"] != mono["none"]["abs_rel"]
     with pytest.raises(SystemExit):
         main([*argv, "--out", str(tmp_path / "bad"), "--crop", "kitti"])
+
+
+def test_evaluate_tsdf_reference_reaches_the_system_level(seven_scenes_dir, tmp_path):
+    argv = ["evaluate", str(seven_scenes_dir), "--model", "vggt-tiny", "--checkpoint", "none", "--seed", "0"]
+    argv += ["--device", "cpu", "--max-frames", "3", "--input-max-side", "112", "--level", "system", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path), "--reference", "tsdf"]) == 0
+    system = json.loads((tmp_path / "results.json").read_text())["runs"]["base"]["system_level"]
+    assert system["map_reference"] == "tsdf" and system["map"]["gt_points"] > 0
+    assert np.isfinite(system["map"]["acc"]) and np.isfinite(system["map"]["comp"])

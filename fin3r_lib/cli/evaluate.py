@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, help="use only the first N frames")
     parser.add_argument("--depth-scale", type=float, default=1000.0, help="units per metre of rgb/+depth/ folders")
     parser.add_argument("--icp", action="store_true", help="refine point-map alignments by ICP")
+    parser.add_argument(
+        "--reference",
+        choices=("voxel", "tsdf"),
+        default="voxel",
+        help="system level: fuse the GT cloud by voxel averaging or TSDF (mesh vertices)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -76,7 +82,9 @@ def _evaluate_run(args: argparse.Namespace, adapter: str, frames: list, label: s
                 runner, frames, args.window, max_depth=args.max_depth, icp=args.icp, crop=args.crop
             )
     if args.level in ("system", "both"):
-        evaluator = SystemEvaluator(args.alignment, args.max_depth, icp=args.icp, crop=args.crop)
+        evaluator = SystemEvaluator(
+            args.alignment, args.max_depth, icp=args.icp, crop=args.crop, reference_fusion=args.reference
+        )
         summary = Runner(model, options, [evaluator]).run(tqdm(frames, desc=f"{label} system", **bar))
         results["system_level"] = evaluator.results | {"skipped_frames": summary.skipped}
         extras["per_frame"] = extras.get("per_frame") or [row["abs_rel"] for row in evaluator.depth_rows]

@@ -3,13 +3,13 @@
 `SystemEvaluator` records, per reconstructed frame, the session's pose, the GT pose, the depth errors
 of the session's depth (per-frame `alignment`, inside the evaluation `crop`), a fixed grid of
 corresponding pixels (session world point, GT world point) and the frame's GT points (fused into a
-`ReferenceCloud`). At the end of the run it computes: ATE / RPE of the session trajectory (evo,
-`pose_alignment`), Acc / Comp / NC of the session's map against the GT cloud after the Sim(3) fitted
-on the corresponding pixels (optional ICP; NC only when `normals`, the open3d normal estimation being
-the costliest step at the end of a run),
-per-frame latency (mean, median, p95, max of the session's `total_s` and `model_s`) and its own
-overhead as a fraction of model time. A session reset (time going backwards) restarts the world: only
-the frames after the last reset are evaluated, and the resets are counted.
+`ReferenceCloud` by voxel averaging, or a `TSDFReferenceCloud` with `reference_fusion="tsdf"`). At the
+end of the run it computes: ATE / RPE of the session trajectory (evo, `pose_alignment`), Acc / Comp /
+NC of the session's map against the GT cloud after the Sim(3) fitted on the corresponding pixels
+(optional ICP; NC only when `normals`, the open3d normal estimation being the costliest step at the
+end of a run), per-frame latency (mean, median, p95, max of the session's `total_s` and `model_s`)
+and its own overhead as a fraction of model time. A session reset (time going backwards) restarts the
+world: only the frames after the last reset are evaluated, and the resets are counted.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.errors import InputError
 from fin3r_lib.evaluation.alignment import icp_refine, sim3_align
 from fin3r_lib.evaluation.crops import check_crop
 from fin3r_lib.evaluation.depth import aligned_depth
@@ -28,9 +29,12 @@ from fin3r_lib.evaluation.model_level import Examples, mean_of
 from fin3r_lib.evaluation.pointmap import pointmap_metrics
 from fin3r_lib.evaluation.poses import ate, rpe
 from fin3r_lib.evaluation.reference_cloud import ReferenceCloud, gt_world_points, has_ground_truth
+from fin3r_lib.evaluation.tsdf_fusion import TSDFReferenceCloud
 from fin3r_lib.geometry import transform_points
 from fin3r_lib.runner import Runner, RunSummary
 from fin3r_lib.session import SessionResult
+
+REFERENCE_FUSIONS = ("voxel", "tsdf")
 
 
 def latency_stats(seconds: list[float]) -> dict[str, float]:
@@ -60,12 +64,17 @@ class SystemEvaluator:
         examples: Examples | None = None,
         normals: bool = True,
         crop: str = "none",
+        reference_fusion: str = "voxel",
     ) -> None:
         self.alignment, self.max_depth, self.pose_alignment = alignment, max_depth, pose_alignment
         self.crop = check_crop(crop)
+        if reference_fusion not in REFERENCE_FUSIONS:
+            raise InputError(f"expected a reference fusion among {REFERENCE_FUSIONS}, got {reference_fusion!r}")
+        self.reference_fusion = reference_fusion
         self.voxel_size, self.icp, self.grid, self.normals = voxel_size, icp, correspondence_grid, normals
         # one-time library imports (open3d alone takes seconds) happen here, not in the measured overhead
-        for module in ("evo.main_ape", "evo.main_rpe") + (("open3d",) if normals or icp else ()):
+        needs_open3d = normals or icp or reference_fusion == "tsdf"
+        for module in ("evo.main_ape", "evo.main_rpe") + (("open3d",) if needs_open3d else ()):
             importlib.import_module(module)
         self.examples = examples
         self.skipped: list[dict[str, str]] = []
@@ -85,7 +94,11 @@ class SystemEvaluator:
         self.model_s: list[float] = []
         self._src: list[np.ndarray] = []
         self._dst: list[np.ndarray] = []
-        self._reference = ReferenceCloud(self.voxel_size, max_depth=self.max_depth)
+        self._reference: ReferenceCloud | TSDFReferenceCloud = (
+            TSDFReferenceCloud(self.voxel_size, max_depth=self.max_depth)
+            if self.reference_fusion == "tsdf"
+            else ReferenceCloud(self.voxel_size, max_depth=self.max_depth)
+        )
         self._reference_frames = 0
 
     def on_frame(self, frame: Frame, result: SessionResult) -> None:
@@ -177,6 +190,7 @@ class SystemEvaluator:
         return {
             "map": pointmap_metrics(self.aligned_map, reference, normals=self.normals),
             "map_scale": float(np.cbrt(np.linalg.det(sim3[:3, :3]))),
+            "map_reference": self.reference_fusion,
         }
 
     def aligned_trajectory(self) -> tuple[np.ndarray, np.ndarray]:
