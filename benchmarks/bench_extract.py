@@ -2,8 +2,9 @@
 
 Builds MCAP bags from the 7-Scenes frames (raw rgb8 and JPEG images, CameraInfo, TF), with uncompressed
 chunks (rosbags' writer), with zstd chunks of 768 KiB (the `mcap` writer, as rosbag2's recorder lays
-them out: the image that fills a chunk is its last record) and of 1 MiB (two images a chunk, TF between
-them: the index pass decompresses about half of each chunk), then times:
+them out: the image that fills a chunk is its last record) and with rosbags' own zstd chunks (its writer's
+1 MiB: two rgb8 images a chunk, TF between them, so the TF/CameraInfo pass decompresses about half of each
+chunk), then times:
 - baseline: what a user writes with rosbags + rosbags-image: `AnyReader` over the image topic, deserialize
   each message, `message_to_cvimage(msg, "rgb8")` (one thread; for rgb8 that is a view of the message);
 - the same reading the CameraInfo and TF topics in the same pass, for comparison: rosbags copies every record
@@ -14,6 +15,7 @@ them: the index pass decompresses about half of each chunk), then times:
 Prints frames/s and the ratio to the baseline (target for `iter_bag_frames`: >= 0.8).
 
 Run: .venv/bin/python benchmarks/bench_extract.py [--repeat 8] [--best-of 5] [--workers 4]
+     [--layouts uncompressed zstd "zstd by rosbags"] [--encodings rgb8 jpeg] [--no-files]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from fin3r_lib.data.bag import iter_bag_frames  # noqa: E402
 from fin3r_lib.data.extract import ExtractOptions, extract_frames  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
+LAYOUTS = ("uncompressed", "zstd", "zstd by rosbags")
 
 
 def load_scene(repeat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,18 +81,21 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=8, help="passes over the 50 frames in each bag")
     parser.add_argument("--best-of", type=int, default=5, help="interleaved rounds; the best of each is kept")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS), help="chunk layouts")
+    parser.add_argument("--encodings", nargs="+", choices=("rgb8", "jpeg"), default=["rgb8", "jpeg"])
+    parser.add_argument("--no-files", action="store_true", help="skip extract_frames to files (slow: encoding)")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"7-Scenes frames not found at {DATA}", file=sys.stderr)
         return 1
     rgb, poses, K = load_scene(args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        kinds = ("uncompressed", "zstd", "zstd 1 MiB")
-        for encoding, chunks in [(e, c) for c in kinds for e in ("rgb8", "jpeg")]:
+        for encoding, chunks in [(e, c) for c in args.layouts for e in args.encodings]:
             spec = CameraSpec(rgb, K, poses, encoding=encoding)
-            bag = write_bag(Path(tmp) / f"bag_{encoding}_{chunks}", [spec], storage="mcap")
-            if chunks != "uncompressed":
-                rechunk_mcap(storage_file(bag), "zstd", 768 * 1024 if chunks == "zstd" else 1 << 20)
+            name = f"bag_{encoding}_{chunks.replace(' ', '_')}"
+            bag = write_bag(Path(tmp) / name, [spec], storage="mcap", zstd_chunks=chunks == "zstd by rosbags")
+            if chunks == "zstd":
+                rechunk_mcap(storage_file(bag), "zstd", 768 * 1024)
             label = f"{encoding}, {chunks} chunks"
             topic = spec.image_topic
             runs = {
@@ -102,7 +108,7 @@ def main() -> int:
                 runs[f"iter_bag_frames, workers={w}"] = lambda bag=bag, w=w: sum(
                     1 for _ in iter_bag_frames(bag, workers=w)
                 )
-            for fmt in ("jpeg", "png"):
+            for fmt in () if args.no_files else ("jpeg", "png"):
                 runs[f"extract_frames to {fmt} files"] = lambda bag=bag, fmt=fmt: (
                     extract_frames(
                         [bag], tempfile.mkdtemp(dir=tmp), ExtractOptions(image_format=fmt), progress=False

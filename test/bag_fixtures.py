@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import transforms3d
 from rosbags.rosbag1 import Writer as Writer1
-from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -172,10 +172,12 @@ def write_bag(
     store: Stores = Stores.ROS2_KILTED,
     ros1_chunk_bytes: int | None = None,
     ros1_compression: str | None = None,
+    zstd_chunks: bool = False,
 ) -> Path:
     """Write a bag at `path` (a rosbag2 directory, or a `.bag` file when `storage == "ros1"`); returns it.
 
-    `ros1_chunk_bytes` / `ros1_compression` ('bz2', 'lz4'): the ROS 1 writer's chunk size and compression."""
+    `ros1_chunk_bytes` / `ros1_compression` ('bz2', 'lz4'): the ROS 1 writer's chunk size and compression.
+    `zstd_chunks`: rosbag2 storage compression (rosbags' MCAP writer: zstd chunks of 1 MiB)."""
     path = Path(path)
     ros1 = storage == "ros1"
     ts = get_typestore(Stores.ROS1_NOETIC if ros1 else store)
@@ -190,6 +192,8 @@ def write_bag(
     else:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         writer = Writer2(path, version=version, storage_plugin=plugin)
+        if zstd_chunks:
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     serialize = ts.serialize_ros1 if ros1 else ts.serialize_cdr
     with writer:
         connections: dict[str, object] = {}
@@ -223,9 +227,11 @@ def truncate(path: Path, fraction: float) -> int:
     return size
 
 
-def rechunk_mcap(path: Path, compression: str, chunk_size: int = 768 * 1024) -> Path:
+def rechunk_mcap(path: Path, compression: str, chunk_size: int = 768 * 1024, by_topic: bool = False) -> Path:
     """Rewrite an MCAP file in place through the `mcap` writer: `compression` ('zstd', 'lz4' or '') chunks that
-    close on the message reaching `chunk_size` bytes (768 KiB: the default of rosbag2's MCAP recorder)."""
+    close on the message reaching `chunk_size` bytes (768 KiB: the default of rosbag2's MCAP recorder).
+
+    `by_topic`: write the messages topic after topic, so that chunks of different topics overlap in time."""
     from mcap.reader import make_reader
     from mcap.writer import CompressionType, Writer
 
@@ -233,6 +239,8 @@ def rechunk_mcap(path: Path, compression: str, chunk_size: int = 768 * 1024) -> 
         reader = make_reader(f)
         header, summary = reader.get_header(), reader.get_summary()
         messages = [(channel.id, msg) for _, channel, msg in reader.iter_messages(log_time_order=False)]
+        if by_topic:
+            messages.sort(key=lambda m: summary.channels[m[0]].topic)
         metadata = list(reader.iter_metadata())
     kind = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4, "": CompressionType.NONE}[compression]
     with path.open("wb") as out:

@@ -12,12 +12,11 @@ import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 
-from fin3r_lib.data.bag_messages import read_messages
+from fin3r_lib.data.bag_messages import mcap_files, read_messages
 from fin3r_lib.data.bag_report import ReadReport
 from fin3r_lib.data.bag_topics import CAMERA_INFO, TF_MESSAGE, TF_TOPICS, CameraStream
 from fin3r_lib.data.cdr import CdrError, cdr_camera_info, cdr_transforms
@@ -63,16 +62,6 @@ def _calibration(reader: AnyReader, raw: bytes, msgtype: str) -> Calibration:
         k = np.asarray(msg.k if hasattr(msg, "k") else msg.K, dtype=np.float64).reshape(3, 3)
         d = np.array(msg.d if hasattr(msg, "d") else msg.D, dtype=np.float64)
     return Calibration(None if not k.any() else k, d)
-
-
-def mcap_files(reader: AnyReader) -> list[Path] | None:
-    """The storage files behind `reader` when every one is MCAP, else None.
-
-    A rosbag2 directory's files are listed, not taken from metadata.yaml (parsing it again costs more
-    than the index read): a stray file shows as a message count other than the metadata's.
-    """
-    files = [f for p in reader.paths for f in (sorted(p.iterdir()) if p.is_dir() else [p]) if f.suffix != ".yaml"]
-    return files if files and all(f.suffix == ".mcap" for f in files) else None
 
 
 def _context_messages(reader: AnyReader, wanted: list, report: ReadReport) -> Iterable[tuple[str, str, int, bytes]]:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 
-from fin3r_lib.data.bag_context import mcap_files
-from fin3r_lib.data.bag_messages import read_messages
+from fin3r_lib.data.bag_messages import mcap_files, read_messages
 from fin3r_lib.data.bag_report import ReadReport
 from fin3r_lib.data.mcap_index import McapIndexError, indexed_log_times
 

@@ -7,9 +7,9 @@ each chunk and where each channel's message index lies; the message index gives 
 chunk's records. Uncompressed chunks: the wanted records are read where they are (positioned reads).
 Compressed chunks (zstd, lz4: what MCAP writers do by default): the records are decompressed as a stream
 only up to the end of the last wanted one; a recorder closes a chunk on the image that fills it, so that
-is mostly the small records before the image (zstd blocks of 128 KiB bound what is saved). Measured by
-benchmarks/bench_extract.py, 640x480 rgb8: 768 KiB chunks (rosbag2's default) 0.73-0.96 of the raw rosbags
-read; 1 MiB chunks (two images, TF between them: half of each chunk decompressed twice) 0.57.
+is mostly the small records before the image (zstd blocks of 128 KiB bound what is saved); in rosbags'
+writer layout (1 MiB chunks, two images a chunk, TF between) it is about half of each chunk. The image
+pass then reads each chunk once more, whole (`mcap_stream`). Measured by benchmarks/bench_extract.py.
 Record layouts: https://mcap.dev/spec.
 """
 
@@ -35,6 +35,7 @@ from fin3r_lib.errors import InputError
 
 _RECORD_HEAD = 9  # opcode (1) and record length (8)
 _MESSAGE = struct.Struct("<BQHIQQ")  # opcode, length, channel id, sequence, log time, publish time
+MESSAGE_HEAD = _MESSAGE.size  # bytes of a message record before its data
 _READ_AHEAD = 4096  # bytes read at an uncompressed message record: the whole of a TF or CameraInfo message
 
 
@@ -42,24 +43,24 @@ class McapIndexError(InputError):
     """An MCAP file cannot be read through its index: no summary, an unknown compression, or records off their index."""
 
 
-def _records_start(chunk: ChunkIndex) -> int:
+def records_start(chunk: ChunkIndex) -> int:
     """File offset of a chunk's (possibly compressed) records: after its opcode, length and fixed fields."""
     # start and end time, uncompressed size (8 each), crc (4), compression string (4 + n), records length (8)
     return chunk.chunk_start_offset + _RECORD_HEAD + 28 + 4 + len(chunk.compression.encode()) + 8
 
 
-def _read(f, size: int, offset: int) -> bytes:
+def read_exact(f, size: int, offset: int) -> bytes:
     data = os.pread(f.fileno(), size, offset)
     if len(data) != size:
         raise McapIndexError(f"expected {size} bytes at byte {offset}, the file ends after {len(data)}")
     return data
 
 
-def _message_indexes(f, chunk: ChunkIndex, channels: Collection[int]) -> dict[int, list[tuple[int, int]]]:
+def message_indexes(f, chunk: ChunkIndex, channels: Collection[int]) -> dict[int, list[tuple[int, int]]]:
     """(log time, offset in the chunk's records) of each message of `channels` in `chunk`, from its message index."""
     found = {}
     start = chunk.chunk_start_offset + chunk.chunk_length
-    data = _read(f, chunk.message_index_length, start)
+    data = read_exact(f, chunk.message_index_length, start)
     for cid in channels:
         at = chunk.message_index_offsets[cid] - start
         stream = ReadDataStream(io.BytesIO(data[at:]))
@@ -73,7 +74,7 @@ def _message_indexes(f, chunk: ChunkIndex, channels: Collection[int]) -> dict[in
     return found
 
 
-def _message(head: bytes, cid: int, log_ns: int, where: str) -> tuple[bytes | None, int]:
+def message_record(head: bytes, cid: int, log_ns: int, where: str) -> tuple[bytes | None, int]:
     """The data of the message record starting `head` (None when `head` is shorter than it), and its full size.
 
     Parsed with one struct, not `mcap.records.Message.read`: over a log's TF and CameraInfo messages that
@@ -109,7 +110,7 @@ class _Records:
 
     def __init__(self, f, chunk: ChunkIndex, zstd: zstandard.ZstdDecompressor) -> None:
         """`zstd`: the decompressor, reused over the chunks (making one per chunk costs as much as the reads)."""
-        source = _Slice(f, _records_start(chunk), chunk.compressed_size)
+        source = _Slice(f, records_start(chunk), chunk.compressed_size)
         if chunk.compression == "zstd":
             self._stream = zstd.stream_reader(source, read_size=1 << 15)
         elif chunk.compression == "lz4":
@@ -135,32 +136,32 @@ def _chunk_messages(
     f, chunk: ChunkIndex, wanted: dict[int, str], zstd: zstandard.ZstdDecompressor
 ) -> list[tuple[int, int, str, bytes]]:
     """(log time, offset in the chunk, topic, data) of the messages of the `wanted` channels in `chunk`."""
-    indexes = _message_indexes(f, chunk, wanted.keys() & chunk.message_index_offsets.keys())
+    indexes = message_indexes(f, chunk, wanted.keys() & chunk.message_index_offsets.keys())
     records = _Records(f, chunk, zstd) if chunk.compression else None
-    base = _records_start(chunk)
+    base = records_start(chunk)
     out = []
     for cid, entries in indexes.items():
         for log_ns, offset in entries:
             where = f"chunk byte {chunk.chunk_start_offset} + {offset}"
             if records is None:
                 head = os.pread(f.fileno(), _READ_AHEAD, base + offset)
-                data, size = _message(head, cid, log_ns, where)
+                data, size = message_record(head, cid, log_ns, where)
                 if data is None:
-                    data, _ = _message(_read(f, size, base + offset), cid, log_ns, where)
+                    data, _ = message_record(read_exact(f, size, base + offset), cid, log_ns, where)
             else:
-                data, size = _message(bytes(records.upto(offset + _MESSAGE.size)[offset:]), cid, log_ns, where)
+                data, size = message_record(bytes(records.upto(offset + _MESSAGE.size)[offset:]), cid, log_ns, where)
                 if data is None:
-                    data, _ = _message(bytes(records.upto(offset + size)[offset:]), cid, log_ns, where)
+                    data, _ = message_record(bytes(records.upto(offset + size)[offset:]), cid, log_ns, where)
             if offset + size > chunk.uncompressed_size:
                 raise McapIndexError(f"message index entry at {where} runs past the chunk")
             out.append((log_ns, offset, wanted[cid], data))
     return out
 
 
-def _summary(f, path: Path) -> Summary:
+def read_summary(f, path: Path) -> Summary:
     """The summary section of an open MCAP file (McapIndexError when it has none, or no chunk index)."""
     size = os.fstat(f.fileno()).st_size
-    if size < 2 * len(MCAP_MAGIC) or _read(f, len(MCAP_MAGIC), size - len(MCAP_MAGIC)) != MCAP_MAGIC:
+    if size < 2 * len(MCAP_MAGIC) or read_exact(f, len(MCAP_MAGIC), size - len(MCAP_MAGIC)) != MCAP_MAGIC:
         raise McapIndexError(f"{path}: expected MCAP magic at both ends of the file (a cut file has no summary)")
     summary = SeekingReader(f).get_summary()
     if summary is None or (summary.channels and not summary.chunk_indexes):
@@ -175,7 +176,7 @@ def indexed_messages(path: Path, topics: Collection[str]) -> list[tuple[int, str
     """
     try:
         with open(path, "rb") as f:
-            summary = _summary(f, path)
+            summary = read_summary(f, path)
             wanted = {cid: ch.topic for cid, ch in summary.channels.items() if ch.topic in topics}
             found, zstd = [], zstandard.ZstdDecompressor()
             for chunk in summary.chunk_indexes:
@@ -197,11 +198,11 @@ def indexed_log_times(path: Path, topics: Collection[str]) -> list[int]:
     """
     try:
         with open(path, "rb") as f:
-            summary = _summary(f, path)
+            summary = read_summary(f, path)
             wanted = {cid for cid, ch in summary.channels.items() if ch.topic in topics}
             times = []
             for chunk in summary.chunk_indexes:
-                for entries in _message_indexes(f, chunk, wanted & chunk.message_index_offsets.keys()).values():
+                for entries in message_indexes(f, chunk, wanted & chunk.message_index_offsets.keys()).values():
                     times += [t for t, _ in entries]
     except McapIndexError:
         raise
