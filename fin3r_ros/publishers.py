@@ -1,7 +1,8 @@
 """`RosPublishers`: the `Runner` sink that publishes a frame's results on the reconstruction node's topics.
 
 Per reconstructed frame: `depth` (32FC1, NaN invalid), `depth/camera_info`, `confidence`, `points`
-(map frame), `pose`, TF and the path it extends; `map` and `path` (latched) at most `map_rate_hz`.
+(map frame), `pose`, TF and the pose it adds to `path`; `map` and `path` (latched) go out from an executor
+timer at most `map_rate_hz` (`LatchedOutputs`: the worker only records).
 TF: `tf_mode: publish` sends map -> camera; `map_to_odom` sends map -> odom, (map <- camera) times the
 inverse of the frame's odometry pose (odom <- camera, `Frame.cam_to_world`), so that the robot's own
 tree composed with it gives the reconstructed camera. Results come from the runner already in metres
@@ -14,14 +15,12 @@ ROS clock's world: headers carry the input image's stamp and frame id.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Path
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -42,13 +41,11 @@ from fin3r_ros.conversions import (
 )
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.intrinsics import focal_ratio_diagnostics
+from fin3r_ros.latched_outputs import LatchedOutputs
 from fin3r_ros.tf_publisher import TfPublisher, points_to_map, to_map
 
 STREAM_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_THROTTLE_S = 5.0
-#: relative scale change after which `path` poses and `map` are rescaled / republished
-RESCALE_TOLERANCE = 1e-3
 
 
 def frame_header(frame: Frame, default_frame_id: str) -> Header:
@@ -72,17 +69,11 @@ class RosPublishers:
         self.pub_depth_info = node.create_publisher(CameraInfo, "depth/camera_info", STREAM_QOS)
         self.pub_confidence = node.create_publisher(Image, "confidence", STREAM_QOS)
         self.pub_points = node.create_publisher(PointCloud2, "points", STREAM_QOS)
-        self.pub_map = node.create_publisher(PointCloud2, "map", LATCHED_QOS)
         self.pub_pose = node.create_publisher(PoseStamped, "pose", STREAM_QOS)
-        self.pub_path = node.create_publisher(Path, "path", LATCHED_QOS)
+        self.latched = LatchedOutputs(node, values, runner)
         self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TfPublisher(node) if values["tf_mode"] != "none" else None
-        self._path = Path()
-        self._path_scales: list[float] = []  # the scale each path pose went out with (1.0: model units)
-        self._map_scale = 1.0
         self._focal: dict[str, str] = {}
-        self._latched_at = -float("inf")  # when path and map last went out
-        self._map_keyframes = -1
 
     # Sink
     def on_frame(self, frame: Frame, result: SessionResult) -> None:
@@ -101,7 +92,6 @@ class RosPublishers:
         if result.model_intrinsics is not None:
             self._focal = focal_ratio_diagnostics(result.model_intrinsics, result.frame.intrinsics)
         self._publish_frame(frame, result, header, self.input_size or frame.size)
-        self._maybe_publish_latched(header.stamp)
 
     def on_skip(self, source: str, reason: str) -> None:
         """Count the skipped frame under its error's kind and log it (throttled)."""
@@ -110,8 +100,7 @@ class RosPublishers:
 
     def on_finish(self, runner: Runner, summary: RunSummary) -> None:
         """Publish the final path and map (latched: late subscribers get them)."""
-        self._latched_at = -float("inf")
-        self._maybe_publish_latched(self.node.get_clock().now().to_msg())
+        self.latched.finish()
 
     # the node's other outputs
     def diagnostics(self) -> dict[str, str]:
@@ -131,13 +120,8 @@ class RosPublishers:
         self.pub_diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
     def reset_outputs(self) -> None:
-        """Forget the path and publish an empty path and map."""
-        self._path = Path(header=Header(frame_id=self.values["map_frame"]))
-        self._path_scales = []
-        self.pub_path.publish(self._path)
-        empty = np.zeros((0, 3), np.float32)
-        self.pub_map.publish(points_to_cloud(empty, self._path.header, rgb=np.zeros((0, 3), np.uint8)))
-        self._latched_at, self._map_keyframes = -float("inf"), 0
+        """Forget the path; an empty path and map go out at the latched outputs' next tick."""
+        self.latched.reset()
 
     def _transform(self, frame: Frame, cam_to_map: np.ndarray, map_header: Header, child: str) -> Any:
         """The frame's TF: map -> camera, or map -> odom (None without the frame's odometry pose)."""
@@ -178,33 +162,4 @@ class RosPublishers:
             publisher.publish(msg)
         if transform is not None:
             self.tf.send([transform])
-        self._path.header = map_header
-        self._path.poses.append(pose)
-        self._path_scales.append(self.runner.scale_estimate.scale or 1.0)
-        keep = self.values["path_max_length"]
-        del self._path.poses[:-keep], self._path_scales[:-keep]
-
-    def _rescale_path(self, scale: float) -> None:
-        """Bring the path poses that went out at another scale to `scale`."""
-        scales = np.asarray(self._path_scales)
-        for i in np.flatnonzero(np.abs(scales / scale - 1.0) > RESCALE_TOLERANCE):
-            p = self._path.poses[i].pose.position
-            ratio = scale / self._path_scales[i]
-            p.x, p.y, p.z = p.x * ratio, p.y * ratio, p.z * ratio
-            self._path_scales[i] = scale
-
-    def _maybe_publish_latched(self, stamp: Any) -> None:
-        """Publish `path`, and `map` when it changed, unless they went out less than 1 / map_rate_hz ago."""
-        now = time.monotonic()
-        if now - self._latched_at < 1.0 / self.values["map_rate_hz"]:
-            return
-        scale = self.runner.scale_estimate.scale or 1.0
-        self._rescale_path(scale)
-        self.pub_path.publish(self._path)
-        rescaled = abs(scale / self._map_scale - 1.0) > RESCALE_TOLERANCE
-        if self.session.num_keyframes != self._map_keyframes or rescaled:
-            points, colors = self.runner.map_cloud()
-            header = Header(stamp=stamp, frame_id=self.values["map_frame"])
-            self.pub_map.publish(points_to_cloud(points_to_map(points), header, rgb=colors))
-            self._map_keyframes, self._map_scale = self.session.num_keyframes, scale
-        self._latched_at = now
+        self.latched.add_pose(pose, self.runner.scale_estimate.scale or 1.0)

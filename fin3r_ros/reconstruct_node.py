@@ -63,7 +63,7 @@ class ReconstructCore:
     """The reconstruction pipeline on a node (plain `ReconstructNode` or managed `ReconstructLifecycleNode`).
 
     `_load` declares the parameters (once), loads the model and creates the runner and publishers;
-    `_start_io` the subscriptions, the reset service, the diagnostics timer and the worker; `_stop_io`
+    `_start_io` the subscriptions, the reset service, the diagnostics and path/map timers and the worker; `_stop_io`
     stops the worker and destroys what `_start_io` created; `_unload` drops the runner, the model and
     the publishers.
     """
@@ -95,6 +95,7 @@ class ReconstructCore:
             self.create_subscription(Image, "sensor_depth", lambda m: self._on_companion("depth", m), qos)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
+        self.create_timer(1.0 / v["map_rate_hz"], self.outputs.latched.publish)
         self._io = [x for x in (*self.subscriptions, *self.services, *self.timers) if x not in before]
         self.worker: FrameWorker[_Received] = FrameWorker(
             self._process, self._on_worker_error, name=f"{self.get_name()}_worker"

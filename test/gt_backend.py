@@ -16,6 +16,7 @@ first streamed frame's camera frame, metric.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -218,3 +219,15 @@ class GroundTruthPairwiseModel(GroundTruthModel):
         other_depth = self._depth[j] * scale
         other_conf = np.where(np.isfinite(other_depth), VALID_CONF, 0.0).astype(np.float32)
         return PairResult(frame, unproject_depth(other_depth, self._k, relative).astype(np.float32), other_conf)
+
+
+class GatedModel(GroundTruthModel):
+    """Ground truth that waits for `gate` in forward (set `gate` and `entered` to Events): the node stays busy."""
+
+    gate: threading.Event
+    entered: threading.Event
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.entered.set()
+        assert self.gate.wait(10.0)
+        return super().forward(images)

@@ -88,8 +88,11 @@ class NodeRig:
         self.pub_info.publish(model_to_camera_info(k, size[1], size[0], header(stamp)))
         assert self.ros.spin_until(lambda: self.node.inputs.heard["camera_info"] > before, timeout=5.0)
 
-    def send_msg(self, msg: Image | CompressedImage, expect_output: bool = True, timeout: float = 30.0) -> None:
-        """Publish one image message and spin until the node handled it (and its depth arrived, if expected)."""
+    def send_msg(
+        self, msg: Image | CompressedImage, expect_output: bool = True, timeout: float = 30.0, latched: bool = True
+    ) -> None:
+        """Publish one image message and spin until the node handled it (and its depth arrived, if expected;
+        with `latched`, until `path` and `map` went out with it too)."""
         handled, depths = self.node.worker.handled, len(self.got["depth"])
         (self.pub_compressed if isinstance(msg, CompressedImage) else self.pub_image).publish(msg)
         done = self.ros.spin_until(
@@ -98,6 +101,8 @@ class NodeRig:
         assert done, "the node did not handle the frame in time"
         if expect_output:
             assert self.ros.spin_until(lambda: len(self.got["depth"]) > depths, timeout=5.0), "no depth came out"
+            if latched:
+                self.wait_latched()
         else:
             self.ros.spin_for(0.05)
             assert len(self.got["depth"]) == depths, "a rejected frame produced outputs"
@@ -109,12 +114,25 @@ class NodeRig:
         k: np.ndarray | None = None,
         compressed: bool = False,
         expect_output: bool = True,
+        latched: bool = True,
     ) -> None:
         """Publish `rgb` at `stamp` (after its camera_info when `k` is given) and wait for the node."""
         if k is not None:
             self.publish_info(k, rgb.shape[:2], stamp)
         msg = rgb_to_compressed(rgb, header(stamp), fmt="png") if compressed else rgb_to_image(rgb, header(stamp))
-        self.send_msg(msg, expect_output, timeout=30.0)
+        self.send_msg(msg, expect_output, timeout=30.0, latched=latched)
+
+    def wait_latched(self, timeout: float = 10.0) -> None:
+        """Spin until the node's timer published `path` and `map` with everything recorded and both arrived."""
+        latched = self.node.outputs.latched
+        assert self.ros.spin_until(lambda: not latched.pending, timeout), "path/map were not published"
+        poses, points = latched.published
+
+        def arrived() -> bool:
+            path, cloud = self.got["path"], self.got["map"]
+            return bool(path and cloud) and len(path[-1].poses) == poses and cloud[-1].width == points
+
+        assert self.ros.spin_until(arrived, timeout), "path/map did not arrive"
 
     def errors(self) -> int:
         """Frames the node rejected so far."""

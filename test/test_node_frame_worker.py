@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
-from gt_backend import GroundTruthModel
+from gt_backend import GatedModel
 from node_fixtures import NodeRig, header
 from ros_harness import RosHarness
 
@@ -39,18 +38,6 @@ def test_items_put_while_busy_are_dropped_but_the_newest() -> None:
     finally:
         release.set()
         worker.stop()
-
-
-class GatedModel(GroundTruthModel):
-    """Ground truth that waits for `gate` in forward: the node stays busy while frames keep coming."""
-
-    gate: threading.Event
-    entered: threading.Event
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.entered.set()
-        assert self.gate.wait(10.0)
-        return super().forward(images)
 
 
 @pytest.fixture
