@@ -184,6 +184,14 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         valid=AT_LEAST_0,
     ),
     ParamSpec(
+        "pairing_timeout_s",
+        0.1,
+        "An image with no camera_info (sensor depth) at its own stamp waits at most about this long (node clock, s; "
+        "checked every quarter of it) for one at or past stamp + `pairing_tolerance_s`, then is decided: the nearest "
+        "within the tolerance, else unpaired (counted in /diagnostics).",
+        valid=Range(0.01, high=10.0),
+    ),
+    ParamSpec(
         "rectify",
         False,
         "`false`: images must be rectified (`image_rect`); a camera_info with non-zero D is warned about once. "

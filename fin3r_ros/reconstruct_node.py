@@ -96,6 +96,7 @@ class ReconstructCore:
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
         self.create_timer(1.0 / v["map_rate_hz"], self.outputs.latched.publish)
+        self.create_timer(v["pairing_timeout_s"] / 4, lambda: self._dispatch(self.inputs.release_expired()))
         self._io = [x for x in (*self.subscriptions, *self.services, *self.timers) if x not in before]
         self.worker: FrameWorker[_Received] = FrameWorker(
             self._process, self._on_worker_error, name=f"{self.get_name()}_worker"

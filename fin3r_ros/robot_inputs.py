@@ -2,13 +2,16 @@
 undistortion (`rectify`) and the odometry pose of the camera at the image's stamp.
 
 Callbacks (executor thread) feed `add_companion` / `add_image` and get back the images that are decided
-(`fin3r_lib.data.pairing.StampPairer`, guarded by its own lock: never the runner's); the worker turns a
+(`fin3r_lib.data.pairing.StampPairer`, guarded by its own lock: never the runner's); an image still
+waiting for its companions `pairing_timeout_s` (node clock) after it arrived is decided by
+`release_expired` (the node's timer) with what has arrived; the worker turns a
 decided image into the extra fields of its `Frame` with `frame_fields`. Nothing here waits for a
 transform: a pose not in the TF buffer yet is counted and the frame goes on without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from typing import Any
@@ -35,6 +38,7 @@ class RobotInputs:
         self.streams = ("camera_info", "depth") if values["scale_source"] == "depth" else ("camera_info",)
         self._pairer = StampPairer(self.streams, values["pairing_tolerance_s"], wait_for_unheard=False)
         self._lock = threading.Lock()
+        self.timeout_ns = round(values["pairing_timeout_s"] * 1e9)
         self.heard: Counter[str] = Counter()  # companion messages received, per stream
         self._rectifier = Rectifier() if values["rectify"] else None
         self.distortion_warned = False
@@ -52,12 +56,20 @@ class RobotInputs:
         """A camera_info or sensor depth message (callback); returns the images it decided."""
         with self._lock:
             self.heard[stream] += 1
-            return self._pairer.add_companion(stream, stamp_ns, msg)
+            return _unwrap(self._pairer.add_companion(stream, stamp_ns, msg))
 
     def add_image(self, item: Any, stamp_ns: int) -> list[PairedImage]:
         """An image (callback); returns the images decided now, in arrival order."""
+        arrived_ns = self.node.get_clock().now().nanoseconds
         with self._lock:
-            return self._pairer.add_image(stamp_ns, item)
+            return _unwrap(self._pairer.add_image(stamp_ns, (item, arrived_ns)))
+
+    def release_expired(self) -> list[PairedImage]:
+        """Timer: decide the images that waited `pairing_timeout_s` or more (or whose arrival is in the future:
+        the clock went back), nearest companion within the tolerance else unpaired; returns them in order."""
+        now_ns = self.node.get_clock().now().nanoseconds
+        with self._lock:
+            return _unwrap(self._pairer.release_waiting(lambda w: not 0 <= now_ns - w[1] < self.timeout_ns))
 
     def frame_fields(
         self, rgb: np.ndarray, paired: dict[str, Any], frame_id: str, stamp_ns: int
@@ -108,10 +120,15 @@ class RobotInputs:
         """Key-values for /diagnostics: pairing counts, odometry misses, distortion."""
         with self._lock:
             counts = self._pairer.counts
-            values = {"images paired": str(counts.images)}
+            values = {"images paired": str(counts.images), "images decided by pairing timeout": str(counts.timed_out)}
             values.update({f"images without {k}": str(v) for k, v in counts.unpaired.items()})
         values["frames without odometry"] = str(self.odometry_missing)
         values["sensor depth rejected"] = str(self.depth_rejected)
         if self.distortion_warned:
             values["input distortion"] = "non-zero D with rectify: false (images used as they are)"
         return values
+
+
+def _unwrap(decided: list[PairedImage]) -> list[PairedImage]:
+    """The decided images without the arrival time `add_image` kept with each."""
+    return [dataclasses.replace(p, image=p.image[0]) for p in decided]

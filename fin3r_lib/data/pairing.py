@@ -4,15 +4,16 @@ A companion pairs with an image when its stamp equals the image's, else when it 
 within `tolerance_ns`. Messages of one stream are assumed to arrive in stamp order; images wait in a
 bounded queue until every companion stream either matched exactly or has moved past
 `image stamp + tolerance` (nothing closer can still come), or the queue overflows (the oldest image is
-then decided with what has arrived). With `wait_for_unheard=False` a stream that has not delivered
-anything yet is not waited for (an optional topic nobody publishes). Every buffer is bounded; decided
-images come back in arrival order.
+then decided with what has arrived), or the caller releases it (`release_waiting`: a time-out). With
+`wait_for_unheard=False` a stream that has not delivered anything yet is not waited for (an optional
+topic nobody publishes). Every buffer is bounded; decided images come back in arrival order.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ class PairingCounts:
     images: int = 0
     unpaired: dict[str, int] = field(default_factory=dict)
     dropped_waiting: int = 0  # images decided early because the waiting queue was full
+    timed_out: int = 0  # images decided early by `release_waiting`
 
 
 class StampPairer:
@@ -114,6 +116,14 @@ class StampPairer:
         out = []
         if len(self._waiting) > self._max_waiting:
             self.counts.dropped_waiting += 1
+            out.append(self._decide(*self._waiting.popleft()))
+        return out + self._release()
+
+    def release_waiting(self, expired: Callable[[Any], bool]) -> list[PairedImage]:
+        """Decide the oldest waiting images for which `expired(image)` holds (then any made ready), in order."""
+        out = []
+        while self._waiting and expired(self._waiting[0][1]):
+            self.counts.timed_out += 1
             out.append(self._decide(*self._waiting.popleft()))
         return out + self._release()
 
