@@ -38,6 +38,8 @@ def test_bad_clouds_are_refused():
         pointmap_metrics(np.zeros((4, 2)), np.zeros((4, 3)))
     with pytest.raises(InputError, match="non-empty"):
         pointmap_metrics(np.zeros((0, 3)), np.zeros((4, 3)))
+    with pytest.raises(InputError, match="ground truth: expected finite points, got 1 non-finite of 4"):
+        pointmap_metrics(np.zeros((4, 3)), np.array([[0, 0, 0], [1, 0, 0], [0, np.inf, 0], [0, 0, 1.0]]))
 
 
 def _pca_normals(points: np.ndarray, k: int) -> np.ndarray:

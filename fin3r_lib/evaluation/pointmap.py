@@ -22,6 +22,9 @@ def _finite_cloud(points: np.ndarray, name: str) -> np.ndarray:
         raise InputError(f"{name}: expected an (N, 3) point cloud, got shape {points.shape}")
     if not len(points):
         raise InputError(f"{name}: expected a non-empty point cloud, got 0 points")
+    bad = int(np.count_nonzero(~np.isfinite(points).all(axis=1)))
+    if bad:
+        raise InputError(f"{name}: expected finite points, got {bad} non-finite of {len(points)}")
     return points
 
 
