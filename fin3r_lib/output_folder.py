@@ -4,8 +4,12 @@ Written per frame, as frames come: `depth/<name>.png|.npy`, `confidence/<name>.n
 `frames.jsonl` (name, source file, stamp_ns, stamp, keyframe) and one of `trajectory.txt` (TUM, the
 exact integer-nanosecond stamp). Written at the end of the run, also when it was interrupted:
 `map.ply`, `intrinsics.json`, `map_preview.png`, `depth_preview.png` and `summary.json` (frames,
-skipped inputs with their reasons, interrupted, timings, settings). An interrupted run also leaves
-`resume/` (the runner's state and this folder's, see `fin3r_lib.run_state`) from which
+skipped inputs with their reasons, interrupted, timings, the metric scale, settings).
+With a metric scale (`RunnerOptions.scale`) each frame is written at the estimate known when it came
+(model units before one is known); at the end (and at a time-jump reset, for the frames before it) the
+frames since the last reset are brought to the last estimate: `trajectory.txt` exactly, depth files
+when they are more than `DEPTH_RESCALE_TOLERANCE` off it, so the whole folder is in one unit.
+An interrupted run also leaves `resume/` (the runner's state and this folder's, see `fin3r_lib.run_state`) from which
 `OutputFolder(..., resume=True).restore(runner)` continues; a run that completes removes it.
 `run.json` holds the settings, so a folder is never mixed with another run's.
 """
@@ -40,6 +44,8 @@ RUN_FILE = "run.json"
 FRAMES_FILE = "frames.jsonl"
 TRAJECTORY_FILE = "trajectory.txt"
 RESUME_DIR = "resume"
+#: relative scale difference above which an already written depth frame is rewritten at the final scale
+DEPTH_RESCALE_TOLERANCE = 1e-4
 
 
 class OutputFolderError(Fin3rError):
@@ -109,6 +115,8 @@ class OutputFolder:
         self._keyframes: list[bool] = []
         self._poses: list[np.ndarray] = []
         self._intrinsics: list[np.ndarray] = []
+        self._scales: list[float] = []  # metres per session unit each frame was written with (1.0: model units)
+        self._epoch_start = 0  # first frame since the session's last reset
         self._size: tuple[int, int] = (0, 0)
         self._resume_doc: dict | None = None
         self._resume_arrays: dict[str, np.ndarray] = {}
@@ -129,6 +137,8 @@ class OutputFolder:
         self._size = tuple(folder["size"])  # type: ignore[assignment]
         self._poses = list(arrays["output.poses"].reshape(-1, 4, 4))
         self._intrinsics = list(arrays["output.intrinsics"].reshape(-1, 3, 3))
+        self._scales = [float(v) for v in arrays["output.scales"]]
+        self._epoch_start = int(folder["epoch_start"])
         lines = (self.out / FRAMES_FILE).read_text().splitlines()
         if len(lines) != len(self._names):
             raise OutputFolderError(
@@ -154,6 +164,9 @@ class OutputFolder:
         name = f"{frame.index:06d}"
         if name in self._taken:
             raise OutputFolderError(f"{self.out}: two output frames named {name} (frame index repeated)")
+        if result.was_reset:
+            self._rescale_epoch()
+            self._epoch_start = len(self._names)
         f = result.frame
         write_depth(self.out / "depth", name, f.depth)
         write_confidence(self.out / "confidence", name, f.depth_conf)
@@ -175,13 +188,34 @@ class OutputFolder:
         self._keyframes.append(bool(result.is_keyframe))
         self._poses.append(np.array(f.cam_to_world, dtype=np.float64))
         self._intrinsics.append(np.array(f.intrinsics, dtype=np.float64))
+        self._scales.append(1.0 if result.metric_scale is None else float(result.metric_scale))
         self._size = f.size
+
+    def _rescale_epoch(self) -> None:
+        """Bring the frames since the last reset to the scale the latest of them was written with."""
+        frames = range(self._epoch_start, len(self._names))
+        if not frames:
+            return
+        target = self._scales[-1]
+        changed = [i for i in frames if self._scales[i] != target]
+        for i in changed:
+            ratio = target / self._scales[i]
+            self._poses[i][:3, 3] *= ratio
+            if abs(ratio - 1.0) > DEPTH_RESCALE_TOLERANCE:
+                depth_dir = self.out / "depth"
+                write_depth(depth_dir, self._names[i], np.load(depth_dir / f"{self._names[i]}.npy") * ratio)
+            self._scales[i] = target
+        if changed:
+            lines = (self.out / TRAJECTORY_FILE).read_text().splitlines()[1:]
+            rows = [tum_line(line.split()[0], pose) for line, pose in zip(lines, self._poses, strict=True)]
+            _write_text(self.out / TRAJECTORY_FILE, "\n".join([TUM_HEADER, *rows]) + "\n")
 
     def on_skip(self, source: str, reason: str) -> None:
         """Nothing to write now: `summary.json` lists every skipped input (the runner keeps them)."""
 
     def on_finish(self, runner: Runner, summary: RunSummary) -> None:
         """Write the map, intrinsics, previews and summary; keep a resume state when interrupted."""
+        self._rescale_epoch()
         points, colors = runner.map_cloud()
         write_ply(self.out / "map.ply", points, colors)
         if self._names:
@@ -200,13 +234,23 @@ class OutputFolder:
             arrays, runner_doc = runner.state_dict()
             arrays["output.poses"] = np.array(self._poses, np.float64).reshape(-1, 4, 4)
             arrays["output.intrinsics"] = np.array(self._intrinsics, np.float64).reshape(-1, 3, 3)
-            output = {"names": self._names, "keyframes": self._keyframes, "size": list(self._size)}
+            arrays["output.scales"] = np.array(self._scales, np.float64)
+            output = {
+                "names": self._names,
+                "keyframes": self._keyframes,
+                "size": list(self._size),
+                "epoch_start": self._epoch_start,
+            }
             save_state(self.out / RESUME_DIR, arrays, {"runner": runner_doc, "output": output})
         else:
             clear_state(self.out / RESUME_DIR)
 
 
-def _write_json(path: Path, doc: dict) -> None:
+def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    _write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")

@@ -73,6 +73,8 @@ class RunSummary:
     interrupted: bool
     model_s: float  # model time summed over the reconstructed frames
     wall_s: float
+    #: the metric scale at the end: source, scale (metres per session unit, None: model units), spread, samples, status
+    scale: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """A JSON-serialisable dict (summary.json)."""
@@ -119,7 +121,7 @@ def resize_frame(frame: Frame, max_side: int) -> Frame:
 def scaled_result(result: SessionResult, scale: float) -> SessionResult:
     """`result` in metres: geometry and cloud multiplied by `scale` (metres per session unit)."""
     points = (result.points * scale).astype(result.points.dtype)
-    return dataclasses.replace(result, frame=scaled_frame(result.frame, scale), points=points)
+    return dataclasses.replace(result, frame=scaled_frame(result.frame, scale), points=points, metric_scale=scale)
 
 
 class Runner:
@@ -231,6 +233,7 @@ class Runner:
             interrupted=interrupted,
             model_s=self.model_s,
             wall_s=time.perf_counter() - self._started,
+            scale={"source": self.scale.config.source, **dataclasses.asdict(self.scale.estimate)},
         )
 
     def finish(self, interrupted: bool = False) -> RunSummary:

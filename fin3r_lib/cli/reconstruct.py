@@ -2,8 +2,11 @@
 
 The same `Runner` (and so the same session and options) as the node, with an `OutputFolder` sink:
 see `fin3r_lib.output_folder` for the files written into `--out`. The output folder is checked
-before the model loads. SIGINT/SIGTERM finish the current frame and write everything (summary with
-`interrupted: true`); `--resume` continues; a second SIGINT exits at once (130).
+before the model loads. `--scale-source odometry|depth` makes every output metric with what the input
+gives: the poses of a frame dataset or of a bag's TF (`--odom-frame`), the depth of a frame dataset or
+of a bag's `--depth-topic` (see `fin3r_lib.session.scale`; the estimate is in summary.json). SIGINT/SIGTERM finish
+the current frame and write everything (summary with `interrupted: true`); `--resume` continues; a second
+SIGINT exits at once (130).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from fin3r_lib.models.loader import load_model
 from fin3r_lib.output_folder import OutputFolder, check_output_folder
 from fin3r_lib.runner import Runner, RunnerOptions, RunSummary
 from fin3r_lib.session import SessionConfig, SessionResult
+from fin3r_lib.session.scale import SCALE_SOURCES, ScaleConfig
 
 NAME = "reconstruct"
 HELP = "Reconstruct a folder of images, a video, a frame dataset or a bag: depth, map PLY, TUM trajectory."
@@ -55,6 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the interrupted run in --out (same input and options)"
     )
     parser.add_argument("--topic", action="append", dest="topics", help="bag image topic (repeatable)")
+    parser.add_argument(
+        "--depth-topic",
+        action="append",
+        dest="depth_topics",
+        default=[],
+        help="bag: aligned depth Image topic, one per --topic in the same order (repeatable), for --scale-source depth",
+    )
+    parser.add_argument(
+        "--odom-frame", help="bag: TF frame of the poses --scale-source odometry uses (default: the TF tree's root)"
+    )
     parser.add_argument("--camera", help="camera to reconstruct when the input has several (default: the first)")
     parser.add_argument("--fps", type=float, help="stamp rate of folder/video frames (default: video rate or 30)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,19 +82,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--align-iterations", type=int, default=300, help="optimiser iterations of --global-align")
     session = parser.add_argument_group("session settings (see fin3r_lib.session.SessionConfig)")
     for f in fields(SessionConfig):
-        default = f.default
-        option = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            session.add_argument(option, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            session.add_argument(option, type=type(default), default=default, help=f"(default {default})")
+        _add_setting(session, f.name, f.default)
+    scale = parser.add_argument_group("metric scale (see fin3r_lib.session.scale.ScaleConfig)")
+    scale.add_argument(
+        "--scale-source",
+        choices=SCALE_SOURCES,
+        default="none",
+        help="none: model units; odometry: fit to the input's camera poses; depth: to its aligned depth (default none)",
+    )
+    for f in fields(ScaleConfig):
+        if f.name != "source":
+            _add_setting(scale, f"scale_{f.name}", f.default)
+
+
+def _add_setting(group: argparse._ArgumentGroup, name: str, default: object) -> None:
+    """An option `--<name>` for a config field of default `default` (a flag pair for booleans)."""
+    option = "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        group.add_argument(option, action=argparse.BooleanOptionalAction, default=default)
+    else:
+        group.add_argument(option, type=type(default), default=default, help=f"(default {default})")
+
+
+def _scale_config(args: argparse.Namespace, kind: str) -> ScaleConfig:
+    """The `ScaleConfig` of the options; Fin3rError when the input cannot give the chosen source."""
+    config = ScaleConfig(
+        source=args.scale_source,
+        **{f.name: getattr(args, f"scale_{f.name}") for f in fields(ScaleConfig) if f.name != "source"},
+    )
+    if config.source != "none" and kind in ("images", "video"):
+        raise Fin3rError(
+            f"--scale-source {config.source}: expected an input with {config.source} (a frame dataset or a bag), "
+            f"got a {'folder of images' if kind == 'images' else 'video'}"
+        )
+    if config.source == "depth" and kind == "bag" and not args.depth_topics:
+        raise Fin3rError("--scale-source depth on a bag: expected --depth-topic (the aligned depth topic), got none")
+    if args.depth_topics and kind != "bag":
+        raise Fin3rError(f"--depth-topic: expected a bag input, got a {kind}")
+    return config
 
 
 def _load_model(args: argparse.Namespace):
     return load_model(ModelOptions.from_args(args), tool="cli")
 
 
-def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dict:
+def _settings(args: argparse.Namespace, kind: str, config: SessionConfig, scale: ScaleConfig) -> dict:
     """What decides the results (a resumed run must have the same): input, model, options."""
     return {
         "input": str(Path(args.input).resolve()),
@@ -97,6 +143,9 @@ def _settings(args: argparse.Namespace, kind: str, config: SessionConfig) -> dic
         "input_max_side": args.input_max_side,
         "global_align": [args.align_window, args.align_iterations] if args.global_align else None,
         "session": asdict(config),
+        "scale": asdict(scale),
+        "depth_topics": args.depth_topics,
+        "odom_frame": args.odom_frame,
     }
 
 
@@ -159,8 +208,9 @@ def run(args: argparse.Namespace) -> int:
     """Run `fin3r reconstruct`; prints a one-line summary (exit 128 + signal when interrupted)."""
     kind = input_kind(args.input)
     config = SessionConfig(**{f.name: getattr(args, f.name) for f in fields(SessionConfig)})
-    options = RunnerOptions(input_max_side=args.input_max_side, session=config)
-    settings = _settings(args, kind, config)
+    scale = _scale_config(args, kind)
+    options = RunnerOptions(input_max_side=args.input_max_side, session=config, scale=scale)
+    settings = _settings(args, kind, config, scale)
     if args.global_align and args.resume:
         raise Fin3rError("--global-align cannot --resume an interrupted run (its pair graph is not kept); run again")
     align_settings = AlignSettings(iterations=args.align_iterations) if args.global_align else None
@@ -174,12 +224,22 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(model, options, [folder, Progress(total, args.quiet), *([graph] if graph else [])])
     if args.resume:
         folder.restore(runner)
-    items = _one_camera(open_frames(args.input, topics=args.topics, fps=args.fps, pattern=args.pattern), args.camera)
+    frames = open_frames(
+        args.input,
+        topics=args.topics,
+        fps=args.fps,
+        pattern=args.pattern,
+        depth_topics=args.depth_topics,
+        fixed_frame=args.odom_frame,
+    )
+    items = _one_camera(frames, args.camera)
     with Interrupt() as interrupt:
         summary = runner.run(
             islice(items, runner.items, None), stop=lambda: interrupt.signum is not None, max_frames=args.max_frames
         )
     line = f"{summary.frames} frames ({runner.session.num_keyframes} keyframes), {len(summary.skipped)} skipped"
+    if scale.source != "none":
+        line += f"; {runner.scale_estimate.status}"
     if summary.interrupted:
         print(f"fin3r reconstruct: interrupted after {line} -> {args.out}; `--resume` continues", file=sys.stderr)
         return 128 + (interrupt.signum or signal.SIGINT)

@@ -148,12 +148,16 @@ def open_frames(
     topics: Sequence[str] | None = None,
     fps: float | None = None,
     pattern: str | None = None,
+    depth_topics: Sequence[str] = (),
+    fixed_frame: str | None = None,
 ) -> Iterator[Frame | SkippedFrame]:
     """Frames of `path` (folder of images, video, frame dataset or bag), in order.
 
     `topics`: image topics of a bag (default: every colour image topic). `fps`: stamp rate of folder
     and video frames (default: the video's rate, 30 for folders). `pattern`: glob selecting a folder's
-    images (e.g. "*.color.png" where depth images lie beside the colour ones).
+    images (e.g. "*.color.png" where depth images lie beside the colour ones). `depth_topics` (one
+    aligned depth topic per image topic) and `fixed_frame` (the frame of the TF poses, default the tree's
+    root): a bag's depth and poses, see `fin3r_lib.data.bag.BagSelection`.
     """
     path = Path(path)
     kind = input_kind(path)
@@ -165,4 +169,4 @@ def open_frames(
         return iter(FrameDataset(path))
     from fin3r_lib.data.bag import iter_bag_frames
 
-    return iter_bag_frames(path, topics)
+    return iter_bag_frames(path, topics, depth_topics=depth_topics, fixed_frame=fixed_frame)

@@ -59,6 +59,7 @@ class SessionResult:
     points: np.ndarray  # (N, 3) float32 confidence-filtered world points of this frame
     colors: np.ndarray  # (N, 3) uint8
     model_intrinsics: np.ndarray | None = None  # the model's own K when the frame's K replaced it, else None
+    metric_scale: float | None = None  # metres per session unit applied to it (the runner's scale), None: model units
 
 
 @dataclass
