@@ -250,9 +250,12 @@ class Runner:
         self.resets += 1
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
-        """(arrays, JSON document) of everything needed to continue this run: session state and counts."""
+        """(arrays, JSON document) of everything needed to continue this run: session and scale state, counts."""
         arrays = {f"session.{k}": v for k, v in self.session.state_dict().items()}
+        scale_arrays, scale_doc = self.scale.state_dict()
+        arrays.update({f"scale.{k}": v for k, v in scale_arrays.items()})
         doc = {
+            "scale": scale_doc,
             "items": self.items,
             "taken": self.taken,
             "frames": self.frames,
@@ -266,6 +269,7 @@ class Runner:
     def load_state_dict(self, arrays: dict[str, np.ndarray], doc: dict) -> None:
         """Continue from a `state_dict` (same model and options): the next frame goes on where it stopped."""
         self.session.load_state_dict({k[8:]: v for k, v in arrays.items() if k.startswith("session.")})
+        self.scale.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("scale.")}, doc["scale"])
         self.items, self.taken = int(doc["items"]), int(doc["taken"])
         self.frames, self.resets = int(doc["frames"]), int(doc["resets"])
         self.skipped = [{"source": str(s["source"]), "reason": str(s["reason"])} for s in doc["skipped"]]

@@ -17,9 +17,13 @@ from bag_fixtures import CameraSpec, write_bag
 from gt_backend import GroundTruthModel
 
 from fin3r_lib.cli.main import main
-from fin3r_lib.data.dataset import FrameDatasetWriter
+from fin3r_lib.data.dataset import FrameDataset, FrameDatasetWriter
 from fin3r_lib.data.frame import Frame
+from fin3r_lib.output_folder import OutputFolder
 from fin3r_lib.outputs import read_tum
+from fin3r_lib.runner import Runner, RunnerOptions
+from fin3r_lib.session import SessionConfig
+from fin3r_lib.session.scale import ScaleConfig
 
 FRAMES = list(range(0, 50, 2))  # 25 frames, 0.21 m of camera motion
 SETTINGS = ["--min-confidence", "0", "--confidence-top-fraction", "1", "--context-size", "3"]
@@ -138,3 +142,43 @@ def test_reconstruct_refuses_a_scale_source_the_input_cannot_give(small_scenes, 
         == 1
     )
     assert "expected --depth-topic (the aligned depth topic), got none" in capsys.readouterr().err
+
+
+def _run(model, out: Path, frames: list[Frame], source: str, stop_after: int | None = None, resume: bool = False):
+    """A runner writing into `out` as `fin3r reconstruct` does (interrupted after `stop_after` frames)."""
+    folder = OutputFolder(out, {"test": source}, resume=resume)
+    session = SessionConfig(min_confidence=0.0, confidence_top_fraction=1.0, context_size=3)
+    scale = ScaleConfig(source=source, min_baseline_m=0.1, min_pair_m=0.02)
+    runner = Runner(model, RunnerOptions(session=session, scale=scale), [folder])
+    if resume:
+        folder.restore(runner)
+    stop = None if stop_after is None else (lambda: runner.frames >= stop_after)
+    return runner.run(frames[runner.items :], stop=stop)
+
+
+@pytest.mark.parametrize("source", ["odometry", "depth"])
+@pytest.mark.parametrize("stop_after", [3, 15])  # odometry: before the baseline is reached, after
+def test_resumed_run_keeps_the_scale_estimate(small_scenes, tmp_path, source, stop_after) -> None:
+    poses, depth_mm = _noisy(small_scenes, seed=4)
+    frames = list(FrameDataset(_dataset(tmp_path / "dataset", small_scenes, poses, depth_mm)))
+    whole = _run(
+        GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3), tmp_path / "a", frames, source
+    )
+    model = GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3)
+    part = _run(model, tmp_path / "b", frames, source, stop_after=stop_after)
+    assert part.interrupted and part.frames == stop_after
+    if source == "odometry" and stop_after == 3:
+        assert part.scale["scale"] is None and "too little baseline" in part.scale["status"]
+    resumed = _run(model, tmp_path / "b", frames, source, resume=True)
+    assert not resumed.interrupted and resumed.frames == whole.frames == len(FRAMES)
+    assert whole.scale["scale"] is not None and whole.scale["samples"] == resumed.scale["samples"]
+    assert resumed.scale["scale"] == pytest.approx(whole.scale["scale"], rel=1e-9, abs=0)
+    assert resumed.scale["spread"] == pytest.approx(whole.scale["spread"], rel=1e-9, abs=1e-12)
+    print(f"{source} stop {stop_after}: {whole.scale['scale']!r} vs resumed {resumed.scale['scale']!r}")
+    (_, a), (_, b) = read_tum(tmp_path / "a" / "trajectory.txt"), read_tum(tmp_path / "b" / "trajectory.txt")
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)
+    for n in range(len(FRAMES)):
+        name = f"{n:06d}.npy"
+        np.testing.assert_allclose(
+            np.load(tmp_path / "b" / "depth" / name), np.load(tmp_path / "a" / "depth" / name), rtol=1e-6
+        )

@@ -131,3 +131,18 @@ def test_depth_scale_makes_a_gt_session_metric_within_one_percent(small_scenes):
     got = np.linalg.norm(metric.cam_to_world[:3, 3] - est.estimate.scale * results[0].frame.cam_to_world[:3, 3])
     assert got == pytest.approx(np.linalg.norm(truth[-1][:3, 3] - truth[0][:3, 3]), rel=0.01)
     assert not metric.relative_scale
+
+
+def test_scale_state_round_trips_and_refuses_what_does_not_fit():
+    est = ScaleEstimator(ScaleConfig(source="odometry", window=10))
+    for k in range(6):
+        est.add_positions([k, 0.1 * k, 0], [0.5 * k, 0.05 * k, 0])
+    arrays, doc = est.state_dict()
+    again = ScaleEstimator(ScaleConfig(source="odometry", window=10))
+    again.load_state_dict(arrays, doc)
+    assert again.estimate == est.estimate
+    assert again.add_positions([7, 0.7, 0], [3.5, 0.35, 0]) == est.add_positions([7, 0.7, 0], [3.5, 0.35, 0])
+    with pytest.raises(InputError, match=r"expected \(N, 3\) model and odometry positions"):
+        again.load_state_dict({**arrays, "odom": arrays["odom"][:-1]}, doc)
+    with pytest.raises(InputError, match="expected at most window=3 samples"):
+        ScaleEstimator(ScaleConfig(source="odometry", window=3)).load_state_dict(arrays, doc)

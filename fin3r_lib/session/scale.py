@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -88,6 +88,34 @@ class ScaleEstimator:
         for samples in (self._model, self._odom, self._ratios):
             samples.clear()
         self.estimate = self._initial()
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON document): the samples and the estimate (part of a run's resume state)."""
+        arrays = {
+            "model": np.array(self._model, np.float64).reshape(-1, 3),
+            "odom": np.array(self._odom, np.float64).reshape(-1, 3),
+            "ratios": np.array(self._ratios, np.float64),
+        }
+        return arrays, asdict(self.estimate)
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], doc: dict) -> None:
+        """Continue from a `state_dict` of an estimator with the same config (InputError when it does not fit)."""
+        model, odom, ratios = (np.asarray(arrays[k], np.float64) for k in ("model", "odom", "ratios"))
+        if model.shape != odom.shape or model.ndim != 2 or model.shape[1] != 3 or ratios.ndim != 1:
+            raise InputError(
+                f"scale state: expected (N, 3) model and odometry positions and (M,) ratios, "
+                f"got {model.shape}, {odom.shape}, {ratios.shape}"
+            )
+        if max(len(model), len(ratios)) > self.config.window:
+            raise InputError(f"scale state: expected at most window={self.config.window} samples, got more")
+        self.reset()
+        self._model.extend(model)
+        self._odom.extend(odom)
+        self._ratios.extend(ratios.tolist())
+        scale = doc["scale"]
+        self.estimate = ScaleEstimate(
+            None if scale is None else float(scale), float(doc["spread"]), int(doc["samples"]), str(doc["status"])
+        )
 
     def add_positions(self, model_position: np.ndarray, odom_position: np.ndarray) -> ScaleEstimate:
         """One keyframe: its camera position in the session and in the odometry frame (metres)."""
