@@ -274,8 +274,9 @@ TOPICS: tuple[TopicSpec, ...] = (
         "subscription",
         "sensor_msgs/msg/Image",
         SENSOR_QOS,
-        "Aligned depth of an RGB-D camera (16UC1 mm or 32FC1 m, the image's size), `scale_source: depth` only; "
-        "paired by stamp like camera_info.",
+        "Aligned depth of an RGB-D camera (16UC1 mm or 32FC1 m), `scale_source: depth` only; paired by stamp like "
+        "camera_info. Another size of the image's aspect ratio is resized (nearest pixel); with `rectify: true` it "
+        "is undistorted with the image's maps (nearest).",
     ),
     TopicSpec(
         "depth", "publisher", "sensor_msgs/msg/Image", STREAM_QOS, "32FC1 z-depth, NaN invalid, the image's header."

@@ -22,10 +22,10 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from fin3r_lib.data.pairing import PairedImage, StampPairer
 from fin3r_lib.data.tf_buffer import TfError
-from fin3r_ros.conversions import camera_info_to_model, check_camera_info_matches, depth_image_to_array
+from fin3r_ros.conversions import CameraModel, camera_info_to_model, check_camera_info_matches, depth_image_to_array
 from fin3r_ros.conversions.errors import ConversionError
 from fin3r_ros.publishers import LOG_THROTTLE_S
-from fin3r_ros.rectify import Rectifier, distortion_warning, is_distorted
+from fin3r_ros.rectify import Rectifier, distortion_warning, fit_depth, is_distorted
 from fin3r_ros.tf_modes import TfLookup
 
 
@@ -51,6 +51,7 @@ class RobotInputs:
             )
         self.odometry_missing = 0  # frames whose odom -> camera transform was not known
         self.depth_rejected = 0  # paired sensor depth images that could not be used
+        self.depth_resized = 0  # paired sensor depth images of another size than their image (resized, nearest)
 
     def add_companion(self, stream: str, msg: CameraInfo | Image, stamp_ns: int) -> list[PairedImage]:
         """A camera_info or sensor depth message (callback); returns the images it decided."""
@@ -80,6 +81,7 @@ class RobotInputs:
         """
         fields: dict[str, Any] = {}
         info = paired.get("camera_info")
+        camera = None
         if info is not None:
             camera = camera_info_to_model(info)
             check_camera_info_matches(camera, rgb.shape[:2])
@@ -94,7 +96,7 @@ class RobotInputs:
                         self.node.get_logger().warning(distortion_warning(camera))
         depth_msg = paired.get("depth")
         if depth_msg is not None:
-            fields["depth"] = self._sensor_depth(depth_msg, rgb.shape[:2])
+            fields["depth"] = self._sensor_depth(depth_msg, rgb.shape[:2], camera)
         if self.tf is not None:
             try:
                 fields["cam_to_world"] = self.tf.lookup(self.values["odom_frame"], frame_id, stamp_ns)
@@ -105,11 +107,15 @@ class RobotInputs:
                 )
         return rgb, fields
 
-    def _sensor_depth(self, msg: Image, size: tuple[int, int]) -> np.ndarray | None:
+    def _sensor_depth(self, msg: Image, size: tuple[int, int], camera: CameraModel | None) -> np.ndarray | None:
+        """The paired depth at the image's `size` (nearest, see `fit_depth`), undistorted like it with `rectify`."""
         try:
             depth = depth_image_to_array(msg)
             if depth.shape != size:
-                raise ConversionError(f"sensor depth is {depth.shape[1]}x{depth.shape[0]}, image {size[1]}x{size[0]}")
+                depth = fit_depth(depth, size)
+                self.depth_resized += 1
+            if camera is not None and self._rectifier is not None:
+                depth = self._rectifier.depth(depth, camera)
         except ConversionError as exc:
             self.depth_rejected += 1
             self.node.get_logger().warning(f"sensor depth not used: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
@@ -124,6 +130,7 @@ class RobotInputs:
             values.update({f"images without {k}": str(v) for k, v in counts.unpaired.items()})
         values["frames without odometry"] = str(self.odometry_missing)
         values["sensor depth rejected"] = str(self.depth_rejected)
+        values["sensor depth resized"] = str(self.depth_resized)
         if self.distortion_warned:
             values["input distortion"] = "non-zero D with rectify: false (images used as they are)"
         return values
