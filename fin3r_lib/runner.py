@@ -37,7 +37,7 @@ from fin3r_lib.session.scale import ScaleConfig, ScaleEstimate, ScaleEstimator, 
 class RunnerOptions:
     """How frames are prepared and reconstructed; the same for the node, the CLI and evaluation."""
 
-    #: 0: full size; else downscale (cv2.INTER_AREA) so that max(H, W) <= it; intrinsics scaled, depth nearest
+    #: 0: full size; else downscale (cv2.INTER_AREA) so that max(H, W) <= it; K scaled, depth nearest (pixel centres)
     input_max_side: int = 0
     session: SessionConfig = field(default_factory=SessionConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
@@ -114,7 +114,8 @@ def resize_frame(frame: Frame, max_side: int) -> Frame:
         mapping = GridMapping(input_size=(height, width), resized_size=size, model_size=size)
         changes["intrinsics"] = mapping.intrinsics_to_model(np.asarray(frame.intrinsics, dtype=np.float64))
     if frame.depth is not None:
-        changes["depth"] = cv2.resize(frame.depth, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        # nearest by pixel centres (as K): pixel x takes input pixel floor((x + 0.5) * W / w), not floor(x * W / w)
+        changes["depth"] = cv2.resize(frame.depth, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
     return dataclasses.replace(frame, **changes)
 
 

@@ -103,7 +103,9 @@ def test_input_max_side_downscales_rgb_depth_and_intrinsics(seven_scenes, small_
 
     assert prepared.size == (120, 160) and frame.size == (480, 640)  # the input itself is not changed
     np.testing.assert_array_equal(prepared.rgb, small_scenes["rgb"][5])
-    np.testing.assert_array_equal(prepared.depth, depth[::4, ::4])  # nearest of a 4x reduction: every 4th pixel
+    # nearest of a 4x reduction by pixel centres: small pixel u is centred on input 4u + 1.5 (as its K says),
+    # its nearest input pixels are 4u + 1 and 4u + 2; floor((u + 0.5) * 4) = 4u + 2
+    np.testing.assert_array_equal(prepared.depth, depth[2::4, 2::4])
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
     # pixel centres at integer coordinates: the edge -0.5 maps to -0.5
     expected = np.array([[fx / 4, 0, (cx + 0.5) / 4 - 0.5], [0, fy / 4, (cy + 0.5) / 4 - 0.5], [0, 0, 1]])
