@@ -17,7 +17,7 @@ from fin3r_lib.errors import InputError
 
 ARRAYS = "state.npz"
 DOCUMENT = "state.json"
-VERSION = 3  # 2: per-frame metric scales of the output folder; 3: the scale estimator
+VERSION = 4  # 2: per-frame metric scales of the output folder; 3: the scale estimator; 4: frames without a sample
 
 
 def _sha256(path: Path) -> str:

@@ -141,6 +141,8 @@ class Runner:
         self.frames = 0
         self.skipped: list[dict[str, str]] = []
         self.resets = 0
+        #: frames that had no sample for the scale source (odometry: keyframes without a pose; depth: no depth)
+        self.scale_missing = 0
         self.model_s = 0.0
         self._started = time.perf_counter()
 
@@ -189,10 +191,16 @@ class Runner:
         source = self.scale.config.source
         if result.was_reset:
             self.scale.reset()
-        if source == "odometry" and result.is_keyframe and frame.cam_to_world is not None:
-            self.scale.add_positions(result.frame.cam_to_world[:3, 3], np.asarray(frame.cam_to_world)[:3, 3])
-        elif source == "depth" and frame.depth is not None:
-            self.scale.add_depth(result.frame.depth, frame.depth)
+        if source == "odometry" and result.is_keyframe:
+            if frame.cam_to_world is None:
+                self.scale_missing += 1
+            else:
+                self.scale.add_positions(result.frame.cam_to_world[:3, 3], np.asarray(frame.cam_to_world)[:3, 3])
+        elif source == "depth":
+            if frame.depth is None:
+                self.scale_missing += 1
+            else:
+                self.scale.add_depth(result.frame.depth, frame.depth)
         scale = self.scale.estimate.scale
         return result if scale is None else scaled_result(result, scale)
 
@@ -234,7 +242,11 @@ class Runner:
             interrupted=interrupted,
             model_s=self.model_s,
             wall_s=time.perf_counter() - self._started,
-            scale={"source": self.scale.config.source, **dataclasses.asdict(self.scale.estimate)},
+            scale={
+                "source": self.scale.config.source,
+                **dataclasses.asdict(self.scale.estimate),
+                "frames_without_sample": self.scale_missing,
+            },
         )
 
     def finish(self, interrupted: bool = False) -> RunSummary:
@@ -262,6 +274,7 @@ class Runner:
             "frames": self.frames,
             "skipped": [dict(s) for s in self.skipped],
             "resets": self.resets,
+            "scale_missing": self.scale_missing,
             "model_s": self.model_s,
             "wall_s": time.perf_counter() - self._started,
         }
@@ -273,6 +286,7 @@ class Runner:
         self.scale.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("scale.")}, doc["scale"])
         self.items, self.taken = int(doc["items"]), int(doc["taken"])
         self.frames, self.resets = int(doc["frames"]), int(doc["resets"])
+        self.scale_missing = int(doc["scale_missing"])
         self.skipped = [{"source": str(s["source"]), "reason": str(s["reason"])} for s in doc["skipped"]]
         self.model_s = float(doc["model_s"])
         self._started = time.perf_counter() - float(doc["wall_s"])

@@ -41,7 +41,10 @@ def _noisy(small_scenes: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, 
     return poses, np.where(depth > 0, noisy, 0).astype(np.uint16)
 
 
-def _dataset(root: Path, small_scenes: dict[str, np.ndarray], poses: np.ndarray, depth_mm: np.ndarray) -> Path:
+def _dataset(
+    root: Path, small_scenes: dict[str, np.ndarray], poses: np.ndarray, depth_mm: np.ndarray, without: range = range(0)
+) -> Path:
+    """A frame dataset of FRAMES with poses and depth (none for the frames numbered in `without`)."""
     writer = FrameDatasetWriter(root)
     for n, i in enumerate(FRAMES):
         depth = np.where(depth_mm[n] > 0, depth_mm[n] / 1000.0, np.nan).astype(np.float32)
@@ -50,8 +53,8 @@ def _dataset(root: Path, small_scenes: dict[str, np.ndarray], poses: np.ndarray,
             10.0 + n / 15,
             camera="cam",
             intrinsics=small_scenes["K"],
-            cam_to_world=poses[n],
-            depth=depth,
+            cam_to_world=None if n in without else poses[n],
+            depth=None if n in without else depth,
             index=n,
         )
         writer.add(frame, True, "test")
@@ -182,3 +185,27 @@ def test_resumed_run_keeps_the_scale_estimate(small_scenes, tmp_path, source, st
         np.testing.assert_allclose(
             np.load(tmp_path / "b" / "depth" / name), np.load(tmp_path / "a" / "depth" / name), rtol=1e-6
         )
+
+
+@pytest.mark.parametrize("source", ["odometry", "depth"])
+def test_frames_without_a_sample_are_counted(small_scenes, tmp_path, monkeypatch, capsys, source) -> None:
+    import fin3r_lib.cli.reconstruct as reconstruct
+
+    model = GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3)
+    monkeypatch.setattr(reconstruct, "_load_model", lambda args: model)
+    poses, depth_mm = _noisy(small_scenes, seed=4)
+    without = range(0, len(FRAMES), 3)  # frames 0, 3, ..., 24 carry neither pose nor depth
+    data = _dataset(tmp_path / "dataset", small_scenes, poses, depth_mm, without)
+    out = tmp_path / "out"
+    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--quiet", *SETTINGS, *SCALE]
+    assert main(["reconstruct", *args, "--scale-source", source]) == 0
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    # odometry samples keyframes only: the keyframes among the frames without a pose
+    counted = [r for r in records if r["index"] in without and (r["keyframe"] or source == "depth")]
+    expected = len(counted)
+    assert expected >= 1
+    scale = json.loads((out / "summary.json").read_text())["scale"]
+    assert scale["frames_without_sample"] == expected and scale["scale"] is not None
+    what = "keyframes without a pose" if source == "odometry" else "frames without depth"
+    printed = capsys.readouterr().out
+    assert f"({expected} {what})" in printed, printed

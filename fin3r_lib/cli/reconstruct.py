@@ -240,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
     line = f"{summary.frames} frames ({runner.session.num_keyframes} keyframes), {len(summary.skipped)} skipped"
     if scale.source != "none":
         line += f"; {runner.scale_estimate.status}"
+        if runner.scale_missing:
+            what = "keyframes without a pose" if scale.source == "odometry" else "frames without depth"
+            line += f" ({runner.scale_missing} {what})"
     if summary.interrupted:
         print(f"fin3r reconstruct: interrupted after {line} -> {args.out}; `--resume` continues", file=sys.stderr)
         return 128 + (interrupt.signum or signal.SIGINT)
