@@ -210,8 +210,8 @@ def test_a_ros1_bag_cut_inside_its_first_chunk_says_so(tmp_path, scene, capsys):
 def test_an_interrupt_stops_with_one_line_and_the_rerun_resumes(tmp_path, seven_scenes, signum, code):
     """SIGINT / SIGTERM to a real `fin3r extract` process: one line saying where it stopped, no traceback, exit
     128 + signal; what was written is kept (the manifest lists exactly the image files there); resume completes."""
-    count = 100  # long enough (PNG encoding at 640x480) to interrupt in the middle
-    rgb = np.concatenate([seven_scenes["rgb"], seven_scenes["rgb"]])[:count]
+    count = 300  # long enough (PNG encoding at 640x480) to interrupt in the middle; 100 finished first once
+    rgb = np.concatenate([seven_scenes["rgb"]] * 6)[:count]
     bag = write_bag(tmp_path / "log", [CameraSpec(rgb, seven_scenes["K"])], storage="mcap")
     out = tmp_path / "ds"
     cmd = [sys.executable, "-m", "fin3r_lib.cli.main", "extract", str(bag), "--out", str(out), "--quiet"]
