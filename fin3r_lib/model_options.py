@@ -28,7 +28,8 @@ class ModelOptions:
     `checkpoint`: `default` (the released weights), a local file or Hugging Face folder, a repo id,
     or `none` (random initial weights drawn with `seed`); `adapter`: a Fin3R adapter file, PEFT
     folder or Hub repo id, empty for the base model; `device`: `auto`, cpu, cuda, cuda:1, ...;
-    `precision`: the weights' dtype (see PRECISIONS).
+    `precision`: the weights' dtype (see PRECISIONS); `compile`: torch.compile the transformer blocks
+    (`fin3r_lib.models.compile`; the first forward at each image size compiles, seconds to minutes).
     """
 
     model: str = "vggt-1b"
@@ -37,10 +38,13 @@ class ModelOptions:
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise SettingError("ModelOptions", "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        if not isinstance(self.compile, bool):
+            raise SettingError("ModelOptions", "compile", "true or false", self.compile)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ModelOptions:
@@ -58,7 +62,7 @@ class ModelOptions:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, adapter_help: str | None = None) -> None:
-        """`--model --checkpoint --adapter --device --precision --seed`, with these defaults."""
+        """`--model --checkpoint --adapter --device --precision --seed --compile`, with these defaults."""
         d = cls()
         parser.add_argument("--model", default=d.model, help="backbone name, e.g. vggt-1b, vggt-tiny, cut3r-512-dpt")
         parser.add_argument(
@@ -77,6 +81,12 @@ class ModelOptions:
         parser.add_argument("--precision", default=d.precision, choices=PRECISIONS, help="weights dtype (auto: fp32)")
         parser.add_argument(
             "--seed", type=int, default=d.seed, help="seed of the random weights of `--checkpoint none`"
+        )
+        parser.add_argument(
+            "--compile",
+            action="store_true",
+            default=d.compile,
+            help="torch.compile the transformer blocks (the first frame of each size is slow: compilation)",
         )
 
     @property

@@ -138,6 +138,11 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("seed", _MODEL.seed, "Seed of the random initial weights of `checkpoint: none`."),
     ParamSpec(
+        "compile",
+        _MODEL.compile,
+        "torch.compile the transformer blocks (faster steps; the first frame of each size compiles: slow).",
+    ),
+    ParamSpec(
         "input_max_side",
         0,
         "Input resolution: images whose long side is larger are downscaled first (0 = as received).",

@@ -83,17 +83,24 @@ def load_model(options: ModelOptions, tool: str = "python") -> ReconstructionMod
     `options.seed` (the global generator is left as it was) and made usable by
     `bias_random_camera_head` (VGGT) and `bias_random_point_heads` (CUT3R, DUSt3R, MASt3R), so two
     runs with the same seed are identical. `tool` sets the syntax of hints in errors (see build_model).
+    With `options.compile` the transformer blocks are compiled (after the adapter is wired in).
     """
     o, dtype = options, DTYPES[options.precision]
     try:
         if not o.random_weights:
-            return build_model(o.model, o.checkpoint, device=o.device, dtype=dtype, adapter=o.adapter, tool=tool)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(o.seed)
-            model = build_model(o.model, None, device="cpu", dtype=dtype, adapter=o.adapter, tool=tool)
-        bias_random_camera_head(model)
-        bias_random_point_heads(model)
-        return model.to(resolve_device(o.device)).eval()
+            model = build_model(o.model, o.checkpoint, device=o.device, dtype=dtype, adapter=o.adapter, tool=tool)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(o.seed)
+                model = build_model(o.model, None, device="cpu", dtype=dtype, adapter=o.adapter, tool=tool)
+            bias_random_camera_head(model)
+            bias_random_point_heads(model)
+            model = model.to(resolve_device(o.device)).eval()
+        if o.compile:
+            from fin3r_lib.models.compile import compile_blocks  # imports every backbone's blocks: only when asked
+
+            compile_blocks(model)
+        return model
     except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
         raise ModelLoadError(
             f"cannot load model {o.model!r} (checkpoint {o.checkpoint!r}, adapter {o.adapter!r}, device "
