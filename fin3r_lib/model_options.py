@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from numbers import Integral
 from typing import Any
 
 from fin3r_lib.errors import SettingError
 
 #: weights dtypes by name; `auto` keeps fp32 weights (the models autocast on CUDA themselves)
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+#: the largest seed torch.manual_seed takes as an unsigned 64-bit value (negative ones wrap around)
+MAX_SEED = 2**64 - 1
 #: `checkpoint` values meaning random initial weights (seeded by `seed`)
 RANDOM_WEIGHTS = ("", "none")
 
@@ -43,6 +46,9 @@ class ModelOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise SettingError("ModelOptions", "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or not 0 <= self.seed <= MAX_SEED:
+            expected = f"an integer from 0 to {MAX_SEED} (torch.manual_seed)"
+            raise SettingError("ModelOptions", "seed", expected, self.seed)
         if not isinstance(self.compile, bool):
             raise SettingError("ModelOptions", "compile", "true or false", self.compile)
 

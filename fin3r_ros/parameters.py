@@ -136,7 +136,7 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
         "Weights dtype; `auto` = fp32 weights (autocast on CUDA).",
         PRECISIONS,
     ),
-    ParamSpec("seed", _MODEL.seed, "Seed of the random initial weights of `checkpoint: none`."),
+    ParamSpec("seed", _MODEL.seed, "Seed of the random initial weights of `checkpoint: none`.", valid=AT_LEAST_0),
     ParamSpec(
         "compile",
         _MODEL.compile,

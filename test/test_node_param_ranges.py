@@ -44,6 +44,7 @@ def test_range_wording():
         ("map_rate_hz", 0.0, "parameter map_rate_hz: expected a number > 0, got 0.0"),
         ("diagnostics_rate_hz", -1.0, "parameter diagnostics_rate_hz: expected a number > 0, got -1.0"),
         ("input_max_side", -1, "parameter input_max_side: expected an integer >= 0, got -1"),
+        ("seed", -1, "parameter seed: expected an integer >= 0, got -1"),
     ],
 )
 def test_out_of_range_node_parameter_is_refused_at_declaration(name, bad, message):

@@ -19,6 +19,9 @@ from fin3r_lib.datasets import SEQUENCE_KINDS
 from fin3r_lib.errors import InputError
 from fin3r_lib.model_options import ModelOptions
 
+#: the largest seed `seed_everything` takes (numpy.random.seed is 32-bit)
+MAX_TRAIN_SEED = 2**32 - 1
+
 #: a dataset path a recipe leaves to the user (`<SA1B_DIR>`): refused until set
 PLACEHOLDER = re.compile(r"<[A-Z0-9_]+>")
 #: `kind` of a source: an evaluation layout, or `other` (image folder, video, bag: `open_frames`)
@@ -112,6 +115,8 @@ class TrainConfig:
         for key in (*nonneg, "replay_weight", "checkpoint_every", "val_every"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: expected a value >= 0, got {getattr(self, key)!r}")
+        if not 0 <= self.seed <= MAX_TRAIN_SEED:
+            raise ConfigError(f"seed: expected an integer from 0 to {MAX_TRAIN_SEED} (numpy's seed), got {self.seed!r}")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints: expected >= 1, got {self.keep_checkpoints}")
         if not 0.0 <= self.replay_fraction <= 1.0:
