@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 
-.PHONY: setup test lint format bench demo clean
+.PHONY: setup test lint format bench demo train-demo clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -23,6 +23,9 @@ bench: setup
 
 demo: setup
 	bash scripts/demo.sh
+
+train-demo: setup
+	bash scripts/train_demo.sh
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info

@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="an empty or new folder (default: out/demo/<time>)")
     parser.add_argument("--model", default="vggt-tiny")
     parser.add_argument("--checkpoint", default="none", help="weights (see the node's checkpoint parameter)")
+    parser.add_argument(
+        "--adapter", default="", help="Fin3R adapter file (e.g. `fin3r train`'s adapter-last.safetensors)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pattern", default=None, help=f"only these files of a folder (7-Scenes: {DEFAULT_PATTERN})")
     parser.add_argument("--intrinsics", type=Path, default=None, help="3x3 K text file, published as camera_info")
@@ -174,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     params = {
         "model": args.model,
         "checkpoint": args.checkpoint,
+        "adapter": args.adapter,
+        "seed": args.seed,
         "device": args.device,
         "input_max_side": args.input_max_side,
         "qos_depth": 10,
@@ -186,16 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         input_kind(args.input)
         intrinsics = read_intrinsics(k_file) if k_file is not None else None
         check_output_folder(out, resume=False)
-        model = random_model(args.model) if args.checkpoint == "none" else None
         frames = read_frames(args.input, pattern, args.fps)
-        _, counts = play(frames, intrinsics, params, model, args.max_frames, sinks=[OutputFolder(out, settings)])
+        _, counts = play(frames, intrinsics, params, None, args.max_frames, sinks=[OutputFolder(out, settings)])
     except Fin3rError as exc:  # bad model, checkpoint, input or output folder: one line, no traceback
         print(f"fin3r demo: error: {exc}", file=sys.stderr)
         return 1
+    weights = f"checkpoint {args.checkpoint}" + (f", adapter {args.adapter}" if args.adapter else "")
     print(
-        f"demo: {counts['sent']} frames of {args.input} through reconstruct_node ({args.model}, checkpoint "
-        f"{args.checkpoint}) in {time.perf_counter() - started:.1f} s: {counts['published']} published, "
-        f"{counts['rejected']} rejected; outputs in {out}"
+        f"demo: {counts['sent']} frames of {args.input} through reconstruct_node ({args.model}, {weights}) in "
+        f"{time.perf_counter() - started:.1f} s: {counts['published']} published, {counts['rejected']} rejected; "
+        f"outputs in {out}"
     )
     return 0 if counts["published"] else 1
 
