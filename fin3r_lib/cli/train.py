@@ -1,4 +1,8 @@
-"""`fin3r train CONFIG.yaml [KEY=VALUE ...]`: distil a Fin3R adapter from a training config (resumable)."""
+"""`fin3r train CONFIG.yaml [KEY=VALUE ...]`: distil a Fin3R adapter from a training config (resumable).
+
+Under `torchrun --nproc_per_node N` it trains data-parallel (`fin3r_lib.training.distributed`); only
+rank 0 prints and writes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 from pathlib import Path
 
 from fin3r_lib.training.config import load_config
+from fin3r_lib.training.distributed import from_environment
 from fin3r_lib.training.sources import build_sources
 from fin3r_lib.training.trainer import Trainer
 
@@ -29,8 +34,14 @@ def run(args: argparse.Namespace) -> int:
     """Read the config and its sources, train, print a JSON summary (adapter path, steps, validation, skips)."""
     cfg = load_config(Path(args.config), args.overrides)
     sources = build_sources(cfg)
-    trainer = Trainer(cfg, sources.single_view, sources.replay, sources.validation)
-    result = trainer.run(resume=args.resume, max_steps=args.max_steps, progress=not args.quiet)
+    dist = from_environment(cfg.device)
+    try:
+        trainer = Trainer(cfg, sources.single_view, sources.replay, sources.validation, dist=dist)
+        result = trainer.run(resume=args.resume, max_steps=args.max_steps, progress=not args.quiet)
+    finally:
+        dist.close()
+    if not dist.is_main:
+        return 0
     last = result.history[-1] if result.history else {}
     summary = {
         "adapter": result.files.get("last"),
@@ -40,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         "loss": last.get("loss"),
         "validation": result.validation,
         "frozen_tensors_checked": result.frozen_checked,
+        "processes": dist.world,
         "frames": {"single_view": [len(s) for s in sources.single_view], "replay": [len(r) for r in sources.replay]},
         "skipped": sources.skipped,
     }

@@ -147,13 +147,20 @@ class MixSampler:
         return Draw(kind, source, tuple(int(i) for i in items))
 
 
-def augment_images(images: torch.Tensor, seed: tuple[int, ...]) -> torch.Tensor:
+def augment_images(
+    images: torch.Tensor, seed: tuple[int, ...], first: int = 0, total: int | None = None
+) -> torch.Tensor:
     """Photometric jitter of images [N, ..., 3, H, W] in [0, 1]: per image a brightness factor in
-    [0.8, 1.2] and a contrast factor in [0.8, 1.2] around its mean, seeded by `seed`."""
+    [0.8, 1.2] and a contrast factor in [0.8, 1.2] around its mean, seeded by `seed`.
+
+    `images` may be items `first` .. `first + N` of a micro-batch of `total` (a rank's share): each gets
+    the factors it has in the whole micro-batch.
+    """
     rng = np.random.default_rng(list(seed))
     n = images.shape[0]
+    total = n if total is None else total
     shape = (n,) + (1,) * (images.dim() - 1)
-    bright = torch.from_numpy(rng.uniform(0.8, 1.2, n)).to(images).view(shape)
-    contrast = torch.from_numpy(rng.uniform(0.8, 1.2, n)).to(images).view(shape)
+    bright = torch.from_numpy(rng.uniform(0.8, 1.2, total)[first : first + n]).to(images).view(shape)
+    contrast = torch.from_numpy(rng.uniform(0.8, 1.2, total)[first : first + n]).to(images).view(shape)
     mean = images.mean(dim=tuple(range(1, images.dim())), keepdim=True)
     return (((images - mean) * contrast + mean) * bright).clamp(0.0, 1.0)

@@ -40,6 +40,7 @@ from fin3r_lib.training.data import (
     replay_windows,
     single_view_sample,
 )
+from fin3r_lib.training.distributed import SINGLE, Distributed
 from fin3r_lib.training.losses import distillation_loss, gradient_loss, normalize_depth, replay_loss
 from fin3r_lib.training.pseudo_label import PseudoLabel
 from fin3r_lib.training.state import latest_checkpoint, save_checkpoint, set_rng_state
@@ -120,22 +121,24 @@ class TrainingData:
             self._replay[key] = replay_sample(self.model, frames)
         return self._replay[key]
 
-    def batch(self, draw: Draw, seed: tuple[int, ...], device: torch.device) -> Batch:
-        """The tensors of `draw` on `device`, photometrically augmented when configured."""
+    def batch(self, draw: Draw, seed: tuple[int, ...], device: torch.device, dist: Distributed = SINGLE) -> Batch:
+        """The tensors of `draw` (this rank's share of its items) on `device`, augmented when configured."""
+        share = dist.share(len(draw.items), "batch_size" if draw.kind == "single_view" else "replay_batch_size")
+        indices = draw.items[share]
         if draw.kind == "single_view":
-            items = [self.single(draw.source, i) for i in draw.items]
+            items = [self.single(draw.source, i) for i in indices]
             images = torch.stack([s.image for s in items])[:, None]
             target = torch.stack([s.label for s in items])
             mask = torch.stack([s.mask for s in items])
             rays: torch.Tensor | None = torch.stack([s.ray_norm for s in items]).to(device)
         else:
-            samples = [self.window(draw.source, i) for i in draw.items]
+            samples = [self.window(draw.source, i) for i in indices]
             images = torch.stack([s.images for s in samples])
             target = torch.stack([s.points for s in samples])
             mask = torch.stack([s.mask for s in samples])
             rays = None
         if self.cfg.augment:
-            images = augment_images(images, seed)
+            images = augment_images(images, seed, share.start, len(draw.items))
         return Batch(draw.kind, images.to(device), target.to(device), mask.to(device), rays)
 
 
@@ -172,8 +175,13 @@ def train_step(
     cfg: TrainConfig,
     step: int,
     device: torch.device,
+    dist: Distributed = SINGLE,
 ) -> dict[str, float]:
-    """One optimizer step: lr, `accumulation` micro-batches (forward, loss, backward), clip, AdamW."""
+    """One optimizer step: lr, `accumulation` micro-batches (forward, loss, backward), clip, AdamW.
+
+    Under DDP (`model` wrapped, `dist` active) each rank runs its share of every micro-batch, gradients
+    are averaged at the last micro-batch's backward, and the logged losses are the ranks' mean.
+    """
     times = {"data": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     lr = learning_rate(step, cfg)
     for group in optimizer.param_groups:
@@ -183,15 +191,17 @@ def train_step(
     for micro in range(cfg.accumulation):
         t0 = time.perf_counter()
         draw = data.sampler.draw(step, micro, cfg.batch_size, cfg.replay_batch_size)
-        batch = data.batch(draw, (cfg.seed, step, micro), device)
+        batch = data.batch(draw, (cfg.seed, step, micro), device, dist)
         t1 = time.perf_counter()
-        with autocast_context(device, cfg.precision):
-            pred = model(batch.images)
-        loss, parts = compute_loss(pred, batch, cfg)
-        t2 = time.perf_counter()
-        if not torch.isfinite(loss):
-            raise TrainingError(f"step {step}: non-finite loss {loss.item()} ({draw.kind} source {draw.source})")
-        (loss / cfg.accumulation).backward()
+        sync = micro == cfg.accumulation - 1 or not dist.active  # DDP: all-reduce once, at the last backward
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with autocast_context(device, cfg.precision):
+                pred = model(batch.images)
+            loss, parts = compute_loss(pred, batch, cfg)
+            t2 = time.perf_counter()
+            if not torch.isfinite(loss):
+                raise TrainingError(f"step {step}: non-finite loss {loss.item()} ({draw.kind} source {draw.source})")
+            (loss / cfg.accumulation).backward()
         t3 = time.perf_counter()
         total += float(loss.detach()) / cfg.accumulation
         for k, v in parts.items():
@@ -205,7 +215,8 @@ def train_step(
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
     optimizer.step()
     times["optimizer"] = time.perf_counter() - t4
-    return {"loss": total, **parts_sum, "lr": lr, "grad_norm": grad_norm, **{f"time_{k}": v for k, v in times.items()}}
+    losses = dist.mean({"loss": total, **parts_sum})
+    return {**losses, "lr": lr, "grad_norm": grad_norm, **{f"time_{k}": v for k, v in times.items()}}
 
 
 def patch_token_norm(model: ReconstructionModel, images: torch.Tensor, base: bool = False) -> float:
@@ -237,7 +248,11 @@ class TrainResult:
 
 
 class Trainer:
-    """A training run over in-memory sources (`fin3r_lib.training.run` builds them from a config)."""
+    """A training run over in-memory sources (`fin3r_lib.training.run` builds them from a config).
+
+    With an active `dist` (torchrun), every rank trains its share of each micro-batch and only rank 0
+    validates and writes files.
+    """
 
     def __init__(
         self,
@@ -246,8 +261,12 @@ class Trainer:
         replay: Sequence[Sequence[Frame]] = (),
         validation: Sequence[Labelled] = (),
         model: ReconstructionModel | None = None,
+        dist: Distributed = SINGLE,
     ) -> None:
-        self.cfg = cfg
+        self.cfg, self.dist = cfg, dist
+        dist.share(cfg.batch_size, "batch_size")  # every micro-batch splits evenly over the processes
+        if cfg.replay:
+            dist.share(cfg.replay_batch_size, "replay_batch_size")
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.model = model or build_student(cfg.model_options(), cfg.trainable, cfg.rank, cfg.alpha)
@@ -257,6 +276,7 @@ class Trainer:
         self.params = trainable_parameters(self.model)
         if not self.params:
             raise TrainingError("the student has no trainable tensor")
+        self.forward_model = dist.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self.optimizer = make_optimizer(self.params, cfg)
         self.data = TrainingData(self.model, cfg, single_view, replay)
         self.validation = list(validation)
@@ -348,18 +368,22 @@ class Trainer:
             raise TrainingError(f"{self.out} already holds checkpoints: pass --resume, or choose another `out`")
         if resume:
             self.resume()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
-        writer = open_tensorboard(self.out / "tensorboard") if self.cfg.tensorboard else None
+        main = self.dist.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        writer = open_tensorboard(self.out / "tensorboard") if self.cfg.tensorboard and main else None
         end = self.cfg.steps if max_steps is None else min(self.cfg.steps, self.step + max_steps)
         result = TrainResult(self.step)
         self.model.eval()  # no dropout / drop-path anywhere: the frozen parts behave as at inference
-        bar = tqdm(total=end, initial=self.step, desc="train", unit="step", disable=not progress)
+        bar = tqdm(total=end, initial=self.step, desc="train", unit="step", disable=not (progress and main))
         while self.step < end:
-            metrics = train_step(self.model, self.optimizer, self.data, self.cfg, self.step, self.device)
+            metrics = train_step(
+                self.forward_model, self.optimizer, self.data, self.cfg, self.step, self.device, self.dist
+            )
             self.step += 1
             result.history.append(metrics)
-            if self.step % self.cfg.log_every == 0 or self.step == end:
+            if main and (self.step % self.cfg.log_every == 0 or self.step == end):
                 record = {"step": self.step, **metrics, **self._token_norms()}
                 if self.cfg.val_every and self.step % self.cfg.val_every == 0:
                     record.update(self._validate_and_keep_best())
@@ -367,18 +391,20 @@ class Trainer:
                 if writer is not None:
                     self._log_preview(writer)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-            if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+            if main and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                 self.save()
             bar.update(1)
         bar.close()
+        result.frozen_checked = self.frozen.verify(self.model)
+        result.step = self.step
+        if not main:
+            return result
         if self.validation:
             result.validation = self._validate_and_keep_best()
-        result.frozen_checked = self.frozen.verify(self.model)
         result.files["last"] = str(self.save_output("last", result.validation))
         result.files["checkpoint"] = str(self.save())
         if (self.out / "adapter-best.safetensors").is_file():
             result.files["best"] = str(self.out / "adapter-best.safetensors")
-        result.step = self.step
         if writer is not None:
             writer.close()
         return result
