@@ -363,7 +363,17 @@ def declare_parameters(node: Node) -> dict[str, Any]:
     for spec in PARAMETERS:
         values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
         spec.check(values[spec.name])
+    check_combination(values)
     return values
+
+
+def check_combination(values: dict[str, Any]) -> None:
+    """Refuse parameter values that are valid alone but not together (InputError naming both)."""
+    if values["scale_source"] == "odometry" and values["tf_mode"] == "publish":
+        raise InputError(
+            "parameters scale_source: odometry and tf_mode: publish: the camera frame would get a second TF "
+            "parent (map_frame) besides the robot's odometry tree; use tf_mode: map_to_odom or none"
+        )
 
 
 def session_config(values: dict[str, Any]) -> SessionConfig:

@@ -44,11 +44,6 @@ class RobotInputs:
         self.distortion_warned = False
         needs_odometry = values["scale_source"] == "odometry" or values["tf_mode"] == "map_to_odom"
         self.tf = TfLookup(node) if needs_odometry else None
-        if values["scale_source"] == "odometry" and values["tf_mode"] == "publish":
-            node.get_logger().warning(
-                "scale_source: odometry with tf_mode: publish gives the camera frame a second TF parent (map) "
-                "besides the robot's tree; use tf_mode: map_to_odom or none"
-            )
         self.odometry_missing = 0  # frames whose odom -> camera transform was not known
         self.depth_rejected = 0  # paired sensor depth images that could not be used
         self.depth_resized = 0  # paired sensor depth images of another size than their image (resized, nearest)

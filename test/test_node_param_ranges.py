@@ -36,6 +36,22 @@ def test_range_wording():
     assert Range(0, high=1).text(integer=False) == "a number >= 0 and <= 1"
 
 
+def _declare(overrides: dict) -> dict:
+    """`declare_parameters` on a real rclpy node started with `overrides`."""
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        node = Node(
+            "ranges", context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+        )
+        try:
+            return declare_parameters(node)
+        finally:
+            node.destroy_node()
+    finally:
+        context.try_shutdown()
+
+
 @pytest.mark.parametrize(
     ("name", "bad", "message"),
     [
@@ -49,18 +65,22 @@ def test_range_wording():
 )
 def test_out_of_range_node_parameter_is_refused_at_declaration(name, bad, message):
     """Through a real rclpy node: the declared value is checked, the error names the ROS parameter."""
-    context = Context()
-    rclpy.init(args=[], context=context)
-    try:
-        node = Node("ranges", context=context, parameter_overrides=[Parameter(name, value=bad)])
-        try:
-            with pytest.raises(InputError) as caught:
-                declare_parameters(node)
-            assert str(caught.value) == message
-        finally:
-            node.destroy_node()
-    finally:
-        context.try_shutdown()
+    with pytest.raises(InputError) as caught:
+        _declare({name: bad})
+    assert str(caught.value) == message
+
+
+def test_odometry_scale_with_published_camera_tf_is_refused_at_declaration():
+    """Two TF parents for the camera frame (the robot's tree and map_frame) is a start-up error, not a warning."""
+    with pytest.raises(InputError) as caught:
+        _declare({"scale_source": "odometry", "tf_mode": "publish"})
+    assert str(caught.value) == (
+        "parameters scale_source: odometry and tf_mode: publish: the camera frame would get a second TF "
+        "parent (map_frame) besides the robot's odometry tree; use tf_mode: map_to_odom or none"
+    )
+    for tf_mode in ("map_to_odom", "none"):
+        assert _declare({"scale_source": "odometry", "tf_mode": tf_mode})["tf_mode"] == tf_mode
+    assert _declare({"scale_source": "depth", "tf_mode": "publish"})["tf_mode"] == "publish"
 
 
 def test_boundary_values_are_accepted():
