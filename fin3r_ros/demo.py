@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", type=Path, default=DEFAULT_INPUT, help="image folder, video or bag")
     parser.add_argument("--out", type=Path, default=None, help="an empty or new folder (default: out/demo/<time>)")
-    parser.add_argument("--model", default="vggt-tiny")
-    parser.add_argument("--checkpoint", default="none", help="weights (see the node's checkpoint parameter)")
-    parser.add_argument(
-        "--adapter", default="", help="Fin3R adapter file (e.g. `fin3r train`'s adapter-last.safetensors)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights of `--checkpoint none`")
-    parser.add_argument("--device", default="auto")
+    ModelOptions.add_arguments(parser)
+    parser.set_defaults(model="vggt-tiny", checkpoint="none")
     parser.add_argument("--pattern", default=None, help=f"only these files of a folder (7-Scenes: {DEFAULT_PATTERN})")
     parser.add_argument("--intrinsics", type=Path, default=None, help="3x3 K text file, published as camera_info")
     parser.add_argument("--fps", type=float, default=30.0, help="stamp rate of folder frames")
@@ -175,19 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     seven_scenes = args.input.is_dir() and any(args.input.glob(DEFAULT_PATTERN))
     pattern = args.pattern or (DEFAULT_PATTERN if seven_scenes else None)
     k_file = args.intrinsics or (args.input / DEFAULT_INTRINSICS if seven_scenes else None)
-    params = {
-        "model": args.model,
-        "checkpoint": args.checkpoint,
-        "adapter": args.adapter,
-        "seed": args.seed,
-        "device": args.device,
-        "input_max_side": args.input_max_side,
-        "qos_depth": 10,
-    }
-    settings = {"input": str(args.input.resolve()), "pattern": pattern, **params}
     out = args.out or REPO / "out" / "demo" / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
     try:
+        params = {**asdict(ModelOptions.from_args(args)), "input_max_side": args.input_max_side, "qos_depth": 10}
+        settings = {"input": str(args.input.resolve()), "pattern": pattern, **params}
         model_entry(args.model)  # an unknown name or input fails before anything is written
         input_kind(args.input)
         intrinsics = read_intrinsics(k_file) if k_file is not None else None
