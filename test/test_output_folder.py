@@ -224,9 +224,17 @@ def test_a_second_sigint_exits_at_once(seven_scenes_dir, tmp_path) -> None:
             break  # a frame written: the handlers are in place
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    time.sleep(1.0)  # two signals before the handler ran would be one
+    # the second signal goes as soon as the handler has said it is finishing (two signals before the handler
+    # ran would be one; after a fixed pause, a fast machine had already finished and exited)
+    first = ""
+    for line in iter(proc.stderr.readline, ""):  # until the handler's line (or the end of stderr)
+        first += line
+        if "SIGINT: finishing the current frame" in line:
+            break
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, rest = proc.communicate(timeout=60)
+    err = first + rest
+    assert "SIGINT: finishing the current frame" in first, err
     assert proc.returncode == 130 and "second interrupt, exiting now" in err, err
 
 
