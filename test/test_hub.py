@@ -150,6 +150,25 @@ def test_cut3r_default_says_where_its_weights_are_published_and_which_file(offli
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "repo_id"),
+    [
+        ("dust3r-512-dpt", "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"),
+        ("dust3r-512-linear", "naver/DUSt3R_ViTLarge_BaseDecoder_512_linear"),
+        ("dust3r-224-linear", "naver/DUSt3R_ViTLarge_BaseDecoder_224_linear"),
+        ("mast3r-512", "naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric"),
+    ],
+)
+def test_naver_models_default_is_their_hub_repo(offline_cache, model, repo_id):
+    # NAVER's READMEs load these repos with from_pretrained; each holds model.safetensors and config.json
+    with pytest.raises(HubFileMissing) as err:
+        resolve_checkpoint("default", model_entry(model), tool="cli")
+    assert f"`hf download {repo_id} model.safetensors`" in str(err.value)
+    assert str(err.value).endswith("or pass a local copy: --checkpoint /path/to/model.safetensors")
+    snapshot = fake_cache(offline_cache, repo_id, {"model.safetensors": b"cached", "config.json": b"{}"})
+    assert resolve_checkpoint("default", model_entry(model), tool="cli") == snapshot / "model.safetensors"
+
+
 def test_tiny_model_default_says_it_has_no_released_weights(offline_cache):
     with pytest.raises(CheckpointError) as err:
         resolve_checkpoint("default", model_entry("vggt-tiny"), tool="ros")

@@ -3,8 +3,9 @@
 Variants: `dust3r-512-dpt` (`DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth`), `dust3r-512-linear`
 (`DUSt3R_ViTLarge_BaseDecoder_512_linear.pth`), `dust3r-224-linear`
 (`DUSt3R_ViTLarge_BaseDecoder_224_linear.pth`), `dust3r-tiny` (random weights, tests and benchmarks).
-Pass the local `.pth` (or the Hugging Face `naver/...` repo's `model.safetensors`); its `model`
-entry loads strictly. Weights: CC BY-NC-SA 4.0 (non-commercial). MASt3R is in fin3r_lib.models.mast3r.
+`checkpoint default` is `model.safetensors` of the Hugging Face repo `naver/<that name>`; a local
+`.pth` from NAVER's download page loads too (its `model` entry); both strictly.
+Weights: CC BY-NC-SA 4.0 (non-commercial). MASt3R is in fin3r_lib.models.mast3r.
 
 Use: `build_model("dust3r-512-dpt", ckpt).predict([rgb])` (the pair (I, I)), or
 `predict_pair(image, other)` for one pair; sessions use the pairwise kind (each frame with the last keyframe).
@@ -22,15 +23,12 @@ from fin3r_lib.models.registry import register_model
 
 __all__ = ["DUSt3R", "DUSt3RConfig", "PairResult"]
 
-#: where NAVER publishes the DUSt3R and MASt3R checkpoints
-RELEASE_PAGE = "https://github.com/naver/dust3r and https://github.com/naver/mast3r (checkpoint links in their READMEs)"
-
 
 @register_model(
     "dust3r-512-dpt",
     description="DUSt3R 512 px, DPT heads (DUSt3R_ViTLarge_BaseDecoder_512_dpt)",
-    weights_source=RELEASE_PAGE,
-    weights_file="DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth",
+    hf_repo="naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt",
+    hf_filename="model.safetensors",
 )
 def _dust3r_512_dpt() -> DUSt3R:
     return DUSt3R(DUST3R_512_DPT)
@@ -39,8 +37,8 @@ def _dust3r_512_dpt() -> DUSt3R:
 @register_model(
     "dust3r-512-linear",
     description="DUSt3R 512 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_512_linear)",
-    weights_source=RELEASE_PAGE,
-    weights_file="DUSt3R_ViTLarge_BaseDecoder_512_linear.pth",
+    hf_repo="naver/DUSt3R_ViTLarge_BaseDecoder_512_linear",
+    hf_filename="model.safetensors",
 )
 def _dust3r_512_linear() -> DUSt3R:
     return DUSt3R(DUST3R_512_LINEAR)
@@ -49,8 +47,8 @@ def _dust3r_512_linear() -> DUSt3R:
 @register_model(
     "dust3r-224-linear",
     description="DUSt3R 224 px, linear heads (DUSt3R_ViTLarge_BaseDecoder_224_linear)",
-    weights_source=RELEASE_PAGE,
-    weights_file="DUSt3R_ViTLarge_BaseDecoder_224_linear.pth",
+    hf_repo="naver/DUSt3R_ViTLarge_BaseDecoder_224_linear",
+    hf_filename="model.safetensors",
 )
 def _dust3r_224_linear() -> DUSt3R:
     return DUSt3R(DUST3R_224_LINEAR)

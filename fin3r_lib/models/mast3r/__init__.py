@@ -1,14 +1,14 @@
 """MASt3R: DUSt3R with metric point maps and a local-descriptor head, released file unchanged.
 
-Variants: `mast3r-512` (`MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth`) and `mast3r-tiny`
-(random weights). Same pairwise model as DUSt3R (fin3r_lib.models.dust3r) with the `catmlp_dpt`
+Variants: `mast3r-512` (`MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth`, or `model.safetensors`
+of the Hugging Face repo `naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric`, its `default`) and
+`mast3r-tiny` (random weights). Same pairwise model as DUSt3R (fin3r_lib.models.dust3r) with the `catmlp_dpt`
 head: `forward_pair` also returns `desc` [B, H, W, 24] (unit norm) and `desc_conf` per view; nothing
 downstream uses them. Weights: CC BY-NC-SA 4.0 (non-commercial).
 """
 
 from typing import ClassVar
 
-from fin3r_lib.models.dust3r import RELEASE_PAGE
 from fin3r_lib.models.dust3r.config import MAST3R_512, MAST3R_TINY
 from fin3r_lib.models.dust3r.model import DUSt3R
 from fin3r_lib.models.registry import register_model
@@ -25,8 +25,8 @@ class MASt3R(DUSt3R):
 @register_model(
     "mast3r-512",
     description="MASt3R 512 px, metric, descriptors (MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric)",
-    weights_source=RELEASE_PAGE,
-    weights_file="MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth",
+    hf_repo="naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric",
+    hf_filename="model.safetensors",
 )
 def _mast3r_512() -> MASt3R:
     return MASt3R(MAST3R_512)
