@@ -17,9 +17,6 @@ from fin3r_lib.errors import InputError
 from fin3r_lib.evaluation.crops import CROPS
 from fin3r_lib.model_options import ModelOptions
 
-NAME = "evaluate"
-HELP = "Evaluate a model and adapters on a sequence with ground truth (depth, point maps, poses, latency)."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `fin3r evaluate`."""

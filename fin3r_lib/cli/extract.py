@@ -12,9 +12,6 @@ from fin3r_lib.data.bag_open import list_topics
 from fin3r_lib.data.extract import ExtractInterrupted, ExtractOptions, extract_frames
 from fin3r_lib.data.selection import SelectionConfig
 
-NAME = "extract"
-HELP = "Extract camera frames (with calibration and TF poses) from bags into a frame dataset."
-
 
 def _off_if_zero(value: float | None) -> float | None:
     return None if value is not None and value <= 0 else value

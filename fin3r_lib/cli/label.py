@@ -16,9 +16,6 @@ from fin3r_lib.training.label_cache import LabelCache, label_frames
 from fin3r_lib.training.sources import iter_source
 from fin3r_lib.training.teachers import TEACHERS, build_teacher
 
-NAME = "label"
-HELP = "Compute a teacher's pseudo-labels for a frame dataset once and cache them (resumable)."
-
 
 def parse_options(items: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings -> options, values read as YAML scalars (`max_depth=4.5` -> 4.5)."""

@@ -35,9 +35,6 @@ from fin3r_lib.runner import Runner, RunnerOptions, RunSummary
 from fin3r_lib.session import SessionConfig, SessionResult
 from fin3r_lib.session.scale import SCALE_SOURCES, ScaleConfig
 
-NAME = "reconstruct"
-HELP = "Reconstruct a folder of images, a video, a frame dataset or a bag: depth, map PLY, TUM trajectory."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `fin3r reconstruct` (every SessionConfig setting is an option too)."""

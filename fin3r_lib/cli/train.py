@@ -15,9 +15,6 @@ from fin3r_lib.training.distributed import from_environment
 from fin3r_lib.training.sources import build_sources
 from fin3r_lib.training.trainer import Trainer
 
-NAME = "train"
-HELP = "Train a Fin3R adapter from a YAML recipe (training/configs/) with KEY=VALUE overrides."
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of `fin3r train`."""
