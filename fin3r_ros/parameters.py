@@ -183,6 +183,13 @@ NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("odom_frame", "odom", "The robot's odometry frame (`tf_mode: map_to_odom`, `scale_source: odometry`)."),
     ParamSpec(
+        "tf_wait_s",
+        0.1,
+        "A frame whose odom_frame -> camera transform is not known yet waits at most this long (s) for it on /tf "
+        "(odometry published after the image), then goes on without odometry (counted in /diagnostics).",
+        valid=Range(0.0, high=2.0),
+    ),
+    ParamSpec(
         "pairing_tolerance_s",
         0.02,
         "camera_info and sensor depth pair with the image of the same stamp, else the nearest within this (s).",

@@ -43,7 +43,7 @@ class RobotInputs:
         self._rectifier = Rectifier() if values["rectify"] else None
         self.distortion_warned = False
         needs_odometry = values["scale_source"] == "odometry" or values["tf_mode"] == "map_to_odom"
-        self.tf = TfLookup(node) if needs_odometry else None
+        self.tf = TfLookup(node, wait_s=values["tf_wait_s"]) if needs_odometry else None
         self.odometry_missing = 0  # frames whose odom -> camera transform was not known
         self.depth_rejected = 0  # paired sensor depth images that could not be used
         self.depth_resized = 0  # paired sensor depth images of another size than their image (resized, nearest)
@@ -124,6 +124,8 @@ class RobotInputs:
             values = {"images paired": str(counts.images), "images decided by pairing timeout": str(counts.timed_out)}
             values.update({f"images without {k}": str(v) for k, v in counts.unpaired.items()})
         values["frames without odometry"] = str(self.odometry_missing)
+        if self.tf is not None:
+            values["frames whose odometry came late (waited for)"] = str(self.tf.late)
         values["sensor depth rejected"] = str(self.depth_rejected)
         values["sensor depth resized"] = str(self.depth_resized)
         if self.distortion_warned:

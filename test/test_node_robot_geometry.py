@@ -24,6 +24,7 @@ from fin3r_ros.conversions import (
     depth_image_to_array,
     model_to_camera_info,
     pose_to_matrix,
+    rgb_to_image,
 )
 from fin3r_ros.conversions.transform import matrix_to_transform, transform_to_matrix
 from fin3r_ros.rectify import Rectifier
@@ -65,15 +66,19 @@ class Robot:
         static.publish(TFMessage(transforms=[msg]))
         assert ros.spin_until(lambda: node.count_subscribers("/tf") > 0, timeout=10.0)
 
-    def send(self, t: float, odom_from_cam: np.ndarray) -> None:
-        """Publish odom <- base_link at `t` for the camera pose `odom_from_cam`; wait until the node knows it."""
+    def publish(self, t: float, odom_from_cam: np.ndarray) -> None:
+        """Publish odom <- base_link at `t` for the camera pose `odom_from_cam`."""
         odom_from_base = odom_from_cam @ rigid_inverse(self.BASE_FROM_CAM)
         tr = matrix_to_transform(odom_from_base, Header(frame_id="odom", stamp=_stamp(t)), "base_link")
         self.tf.publish(TFMessage(transforms=[tr]))
 
+    def send(self, t: float, odom_from_cam: np.ndarray) -> None:
+        """`publish`, then wait until the node knows that transform."""
+        self.publish(t, odom_from_cam)
+
         def known() -> bool:
             try:
-                self.rig.node.inputs.tf.lookup("odom", CAMERA_FRAME, round(t * 1e9))
+                self.rig.node.inputs.tf.lookup("odom", CAMERA_FRAME, round(t * 1e9), wait_s=0.0)
             except TfError:
                 return False
             return True
@@ -228,6 +233,40 @@ def test_map_to_odom_composed_with_a_drifting_odometry_tree_gives_the_gt_camera_
         for t in m.transforms
         if t.child_frame_id == CAMERA_FRAME and t.header.frame_id == "map"
     ]
+
+
+@pytest.mark.parametrize("wait_s", [1.5, 0.0])
+def test_odometry_published_after_the_image_is_waited_for_up_to_tf_wait_s(ros, seven_scenes, wait_s) -> None:
+    truth = _truth(seven_scenes)
+    rigid = np.stack([nearest_rigid(p) for p in seven_scenes["poses"]])
+    model = GroundTruthStreamingModel(seven_scenes["rgb"], seven_scenes["depth_mm"], rigid, seven_scenes["K"])
+    rig = NodeRig(ros, model, tf_mode="map_to_odom", tf_wait_s=wait_s)
+    robot = Robot(ros, rig)
+    robot.send(4.0, truth[0])
+    rig.send(seven_scenes["rgb"][0], 4.0, k=seven_scenes["K"])
+    # the next image comes before its odometry (the odometry at its stamp is not on /tf yet)
+    rig.publish_info(seven_scenes["K"], seven_scenes["rgb"][4].shape[:2], 4.1)
+    handled, lookup, inputs = rig.node.worker.handled, rig.node.inputs.tf, rig.node.inputs
+    rig.pub_image.publish(rgb_to_image(seven_scenes["rgb"][4], header(4.1)))
+    if wait_s:
+        assert ros.spin_until(lambda: lookup.waiting, timeout=10.0), "the frame did not wait for its odometry"
+    else:
+        assert ros.spin_until(lambda: inputs.odometry_missing == 1, timeout=10.0)
+    robot.publish(4.1, truth[4])
+    assert ros.spin_until(lambda: rig.node.worker.handled > handled and rig.node.worker.wait_idle(0.0), 30.0)
+    rig.wait_latched()
+
+    def sent() -> list:
+        return [t.header.stamp for m in rig.got["/tf"] for t in m.transforms if t.child_frame_id == "odom"]
+
+    expected = [_stamp(4.0), _stamp(4.1)] if wait_s else [_stamp(4.0)]
+    ros.spin_until(lambda: len(sent()) >= len(expected), timeout=5.0)
+    ros.spin_for(0.2)
+    assert sent() == expected
+    diag = _diagnostics(rig)
+    assert diag["frames without odometry"] == ("0" if wait_s else "1")
+    assert diag["frames whose odometry came late (waited for)"] == ("1" if wait_s else "0")
+    assert rig.errors() == 0
 
 
 @pytest.mark.parametrize("rectify", [True, False])
