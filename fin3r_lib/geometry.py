@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+
+def resize_nearest(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`values` (H, W[, C]) at `size` (h, w), nearest by pixel centres (depth, confidence, masks: no blending).
+
+    Output pixel x takes input pixel floor((x + 0.5) * W / w), likewise rows (cv2.INTER_NEAREST_EXACT): the
+    grids share their outer edges, as scaling K by the size ratio assumes. (cv2.INTER_NEAREST takes
+    floor(x * W / w), half an output pixel off that.)
+    """
+    if values.shape[:2] == tuple(size):
+        return values
+    return cv2.resize(values, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from fin3r_lib.data.frame import Frame, SkippedFrame
 from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.geometry import resize_nearest
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.reconstruction import Reconstruction
@@ -114,8 +115,7 @@ def resize_frame(frame: Frame, max_side: int) -> Frame:
         mapping = GridMapping(input_size=(height, width), resized_size=size, model_size=size)
         changes["intrinsics"] = mapping.intrinsics_to_model(np.asarray(frame.intrinsics, dtype=np.float64))
     if frame.depth is not None:
-        # nearest by pixel centres (as K): pixel x takes input pixel floor((x + 0.5) * W / w), not floor(x * W / w)
-        changes["depth"] = cv2.resize(frame.depth, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+        changes["depth"] = resize_nearest(frame.depth, size)
     return dataclasses.replace(frame, **changes)
 
 

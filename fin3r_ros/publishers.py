@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
@@ -27,7 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from fin3r_lib.data.frame import Frame
-from fin3r_lib.geometry import rigid_inverse
+from fin3r_lib.geometry import resize_nearest, rigid_inverse
 from fin3r_lib.runner import Runner, RunSummary, error_kind
 from fin3r_lib.session import SessionResult
 from fin3r_ros.conversions import (
@@ -140,9 +139,7 @@ class RosPublishers:
         k = f.intrinsics  # finite with positive focal lengths: the session checked it (check_intrinsics)
         if self.values["output_resolution"] == "input" and f.size != input_size:
             k = scale_intrinsics(k, f.size, input_size)
-            dsize = (input_size[1], input_size[0])
-            depth = cv2.resize(depth, dsize, interpolation=cv2.INTER_NEAREST)
-            conf = cv2.resize(conf, dsize, interpolation=cv2.INTER_NEAREST)
+            depth, conf = resize_nearest(depth, input_size), resize_nearest(conf, input_size)
         map_header = Header(stamp=header.stamp, frame_id=self.values["map_frame"])
         cam_to_map = to_map(f.cam_to_world)
         finite = np.isfinite(result.points).all(axis=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fin3r_lib.geometry import resize_nearest
 from fin3r_ros.conversions.camera_info import CameraModel
 from fin3r_ros.conversions.errors import ConversionError
 
@@ -39,16 +40,15 @@ def distortion_warning(camera: CameraModel) -> str:
 def fit_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Aligned depth (H', W') at the image's `size` (h, w), nearest pixel by pixel centres.
 
-    Output pixel x takes input pixel floor((x + 0.5) * W' / w) (likewise rows; cv2.INTER_NEAREST_EXACT),
-    so the pixel grids share their outer edges as K scaling assumes. ConversionError when the aspect ratios
-    differ by more than `ASPECT_TOLERANCE` (not the same view).
+    (`fin3r_lib.geometry.resize_nearest`). ConversionError when the aspect ratios differ by more than
+    `ASPECT_TOLERANCE` (not the same view).
     """
     if depth.shape == tuple(size):
         return depth
     (h, w), (dh, dw) = size, depth.shape
     if abs((dw / dh) / (w / h) - 1.0) > ASPECT_TOLERANCE:
         raise ConversionError(f"sensor depth: expected the image's aspect ratio ({w}x{h}) at any size, got {dw}x{dh}")
-    return cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+    return resize_nearest(depth, size)
 
 
 class Rectifier:

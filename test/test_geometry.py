@@ -1,8 +1,9 @@
 """Shared geometry helpers: unprojection and Sim(3) fitting."""
 
 import numpy as np
+import pytest
 
-from fin3r_lib.geometry import sim3_matrix, transform_points, umeyama_sim3, unproject_depth
+from fin3r_lib.geometry import resize_nearest, sim3_matrix, transform_points, umeyama_sim3, unproject_depth
 
 
 def test_unproject_depth_reprojects_to_its_pixels():
@@ -37,3 +38,19 @@ def test_umeyama_recovers_a_similarity():
     assert abs(s - 2.5) < 1e-9
     np.testing.assert_allclose(r_est, r, atol=1e-9)
     np.testing.assert_allclose(transform_points(src, sim3_matrix(s, r_est, t)), dst, atol=1e-9)
+
+
+# sizes where no output centre falls exactly on an input pixel edge (OpenCV's fixed point picks one side there)
+@pytest.mark.parametrize(("src", "dst"), [((75, 100), (480, 640)), ((480, 640), (64, 128)), ((7, 9), (5, 13))])
+def test_resize_nearest_takes_the_input_pixel_under_each_output_pixel_centre(src, dst) -> None:
+    values = np.random.default_rng(0).random(src).astype(np.float32)
+    # output centre x + 0.5 (edge units) lies at (x + 0.5) * W / w in the input: the pixel containing it
+    rows = np.floor((np.arange(dst[0]) + 0.5) * src[0] / dst[0]).astype(int)
+    cols = np.floor((np.arange(dst[1]) + 0.5) * src[1] / dst[1]).astype(int)
+    np.testing.assert_array_equal(resize_nearest(values, dst), values[rows][:, cols])
+
+
+def test_resize_nearest_is_not_floor_of_x_times_the_ratio() -> None:
+    # 100 -> 640 columns: output column 6 (centre 6.5 of 640) lies in input column 1 (6.5 / 6.4 = 1.016)
+    ramp = np.tile(np.arange(100, dtype=np.float32), (75, 1))
+    assert resize_nearest(ramp, (480, 640))[0, 6] == 1.0

@@ -115,6 +115,20 @@ def test_tiny_backbone_through_the_node(ros, seven_scenes, name) -> None:
     assert len(map_points) > 0 and np.isfinite(map_points).all()
 
 
+def test_input_resolution_depth_is_the_model_depth_at_each_pixel_centre(seven_scenes) -> None:
+    published = {}
+    for resolution in ("model", "input"):
+        with RosHarness() as ros:
+            rig = NodeRig(ros, random_model("vggt-tiny"), input_max_side=100, output_resolution=resolution)
+            rig.send(seven_scenes["rgb"][0], 1.0, k=seven_scenes["K"])
+            published[resolution] = depth_image_to_array(rig.got["depth"][-1])
+    small, big = published["model"], published["input"]
+    assert big.shape == (480, 640) and 480 % small.shape[0] and 640 % small.shape[1]  # not an integer factor
+    rows = np.floor((np.arange(480) + 0.5) * small.shape[0] / 480).astype(int)
+    cols = np.floor((np.arange(640) + 0.5) * small.shape[1] / 640).astype(int)
+    np.testing.assert_array_equal(big, small[rows][:, cols])
+
+
 def test_map_rotation_is_rep105_and_rejects_non_rotations() -> None:
     forward, right, down = np.eye(3)[2], np.eye(3)[0], np.eye(3)[1]  # optical axes of the first camera
     rot = to_map(np.eye(4))[:3, :3]
