@@ -1,4 +1,5 @@
-"""`torchrun --nproc_per_node 2 fin3r train` (gloo, CPU) against one process at the same global batch.
+"""`torchrun --nproc_per_node 2 fin3r train` (gloo, CPU) against one process at the same global batch;
+`torchrun ... fin3r label` splits the frames between its processes.
 
 Real 7-Scenes frames with sensor labels, vggt-tiny, replay windows, gradient accumulation and
 augmentation: the two-process adapter must equal the one-process adapter within fp32 tolerance (each
@@ -47,6 +48,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun() -> list[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+    return [*command, "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+
+
 def _train(prefix: list[str], data: Path, labels: Path, out: Path) -> subprocess.CompletedProcess:
     sources = [f"single_view.0.path={data}", f"single_view.0.labels={labels}", f"replay.0.path={data}"]
     command = [*prefix, "-m", "fin3r_lib.cli.main", "train", str(RECIPE), *sources, *SETTINGS, f"out={out}", "--quiet"]
@@ -72,9 +78,7 @@ def labels(seven_scenes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_two_processes_train_as_one(seven_scenes_dir: Path, labels: Path, tmp_path: Path) -> None:
     one = _train([sys.executable], seven_scenes_dir, labels, tmp_path / "one")
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
-    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    two = _train(torchrun, seven_scenes_dir, labels, tmp_path / "two")
+    two = _train(_torchrun(), seven_scenes_dir, labels, tmp_path / "two")
     assert two.returncode == 0, two.stderr[-4000:]
     assert json.loads(two.stdout)["processes"] == 2  # rank 0's summary only: one JSON document
     assert json.loads(one.stdout)["processes"] == 1
@@ -102,6 +106,21 @@ def test_two_processes_train_as_one(seven_scenes_dir: Path, labels: Path, tmp_pa
     assert _files(tmp_path / "two") == _files(tmp_path / "one")
     assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
+
+
+def test_two_processes_label_half_of_the_frames_each(seven_scenes_dir: Path, labels: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels"
+    command = [*_torchrun(), "-m", "fin3r_lib.cli.main", "label", str(seven_scenes_dir), "--out", str(out), "--quiet"]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(run.stdout)  # rank 0's merged summary only: one JSON document
+    assert (report["labelled"], report["cached"], report["skipped"]) == (50, 0, [])
+    assert report["processes"] == [{"labelled": 25, "cached": 0, "skipped": 0}] * 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in labels.iterdir())  # no part summaries
+    for path in sorted(labels.glob("*.safetensors")):
+        got, want = load_file(out / path.name), load_file(path)
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), path.name
+    assert (out / "manifest.json").read_text() == (labels / "manifest.json").read_text()
 
 
 def test_a_rank_share_is_jittered_as_in_the_whole_batch() -> None:

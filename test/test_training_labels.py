@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.errors import InputError
-from fin3r_lib.training.label_cache import LabelCache, LabelCacheError, frame_key, label_frames
+from fin3r_lib.training.label_cache import LabelCache, LabelCacheError, frame_key, label_frames, merge_part_summaries
 from fin3r_lib.training.teachers import build_teacher
 from fin3r_lib.training.teachers.sensor import SensorTeacher
 
@@ -170,3 +171,42 @@ def test_label_command_reports_frames_without_depth(tmp_path: Path, capsys) -> N
     assert "made differently" in capsys.readouterr().err
     assert main(["label", str(tmp_path), "--option", "max_depth"]) == 1
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_split_labelling_covers_every_frame_once_and_merges_the_summaries(tmp_path: Path) -> None:
+    teacher = SensorTeacher(max_depth=5.0)
+    frames = [frame(i, None if i == 4 else depth_map(0.1 * i)) for i in range(7)]
+    whole = LabelCache(tmp_path / "whole", teacher.identity())
+    label_frames(frames, teacher, whole, batch_size=2, progress=False)
+    split = LabelCache(tmp_path / "split", teacher.identity())
+    done = []
+    for part in range(3):
+        summary = label_frames(frames, teacher, split, 2, len(frames), False, part=part, parts=3)
+        done.append(sorted(p.name for p in (tmp_path / "split").glob("camera-*")))
+        assert not (tmp_path / "split" / "summary.json").exists()
+        assert (tmp_path / "split" / f"summary.part-{part}-of-3.json").is_file()
+        assert (summary.labelled, len(summary.skipped)) == ((3, 1, 2)[part], (0, 1, 0)[part])
+    key = lambda i: f"camera-{i:08d}.safetensors"  # noqa: E731
+    assert done[0] == [key(0), key(3), key(6)]  # part 0 of 3: items 0, 3, 6
+    assert done[1] == [key(0), key(1), key(3), key(6)]  # part 1: 1 (and 4, which has no depth)
+    merged = merge_part_summaries(tmp_path / "split", 3)
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(
+        p.name for p in (tmp_path / "whole").iterdir()
+    )
+    for f in frames[:4] + frames[5:]:
+        got, want = split.read(f), whole.read(f)
+        np.testing.assert_array_equal(got.depth, want.depth)
+        np.testing.assert_array_equal(got.mask, want.mask)
+        assert (got.scale, got.shift) == (want.scale, want.shift)
+    single = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert json.loads((tmp_path / "split" / "summary.json").read_text()) == merged
+    assert {k: merged[k] for k in single} == single
+    assert merged["processes"] == [
+        {"labelled": 3, "cached": 0, "skipped": 0},
+        {"labelled": 1, "cached": 0, "skipped": 1},
+        {"labelled": 2, "cached": 0, "skipped": 0},
+    ]
+    with pytest.raises(LabelCacheError, match=r"expected the summaries of all 2 processes, missing"):
+        merge_part_summaries(tmp_path / "split", 2)
+    with pytest.raises(InputError, match="expected 0 <= part < parts, got part 2 of 2"):
+        label_frames(frames, teacher, split, part=2, parts=2)

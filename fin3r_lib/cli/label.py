@@ -1,4 +1,8 @@
-"""`fin3r label`: teacher pseudo-labels for a frame dataset (or any frame source), cached beside it."""
+"""`fin3r label`: teacher pseudo-labels for a frame dataset (or any frame source), cached beside it.
+
+Under `torchrun --nproc_per_node N fin3r label ...` the N processes split the frames (process K
+labels items K, K + N, ...; on CUDA each on its own GPU) and the first prints the merged summary.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import yaml
 
 from fin3r_lib.errors import InputError
 from fin3r_lib.training.config import SOURCE_KINDS
-from fin3r_lib.training.label_cache import LabelCache, label_frames
+from fin3r_lib.training.distributed import Distributed, from_environment
+from fin3r_lib.training.label_cache import LabelCache, label_frames, merge_part_summaries
 from fin3r_lib.training.sources import iter_source
 from fin3r_lib.training.teachers import TEACHERS, build_teacher
 
@@ -55,16 +60,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _open_cache(out: Path, identity: dict[str, Any], dist: Distributed) -> LabelCache:
+    """The cache, made (or checked) by the first process before the others open it."""
+    cache = LabelCache(out, identity) if dist.is_main else None
+    dist.barrier()
+    return cache or LabelCache(out, identity, create=False)
+
+
 def run(args: argparse.Namespace) -> int:
     """Label the frames; prints the summary as JSON. Exit 1 when no frame could be labelled."""
     source = Path(args.source)
-    teacher = build_teacher(args.teacher, **parse_options(args.option))
+    options = parse_options(args.option)
     out = Path(args.out) if args.out else default_cache_dir(source, args.teacher)
-    cache = LabelCache(out, teacher.identity())
-    frames, total = iter_source(source, args.kind, args.pattern)
-    summary = label_frames(frames, teacher, cache, args.batch_size, total, not args.quiet)
-    print(json.dumps({"labels": str(out), **summary.to_json()}, indent=2))
-    if summary.labelled + summary.cached == 0:
+    dist = from_environment(str(options.get("device", "auto")))
+    try:
+        teacher = build_teacher(args.teacher, **options)
+        cache = _open_cache(out, teacher.identity(), dist)
+        frames, total = iter_source(source, args.kind, args.pattern)
+        progress = not args.quiet and dist.is_main
+        summary = label_frames(frames, teacher, cache, args.batch_size, total, progress, dist.rank, dist.world)
+        dist.barrier()
+        if not dist.is_main:
+            return 0
+        found = merge_part_summaries(out, dist.world) if dist.active else summary.to_json()
+    finally:
+        dist.close()
+    print(json.dumps({"labels": str(out), **found}, indent=2))
+    if found["labelled"] + found["cached"] == 0:
         print(f"fin3r label: error: no frame of {source} could be labelled (see the reasons above)", file=sys.stderr)
         return 1
     return 0

@@ -62,6 +62,11 @@ class Distributed:
         dist.all_reduce(tensor)
         return {k: float(v) / self.world for k, v in zip(keys, tensor.tolist(), strict=True)}
 
+    def barrier(self) -> None:
+        """Wait until every rank got here (a no-op for one process)."""
+        if self.active:
+            dist.barrier()
+
     def close(self) -> None:
         """Leave the process group (a no-op for one process)."""
         if self.active and dist.is_initialized():
@@ -72,7 +77,11 @@ SINGLE = Distributed()
 
 
 def from_environment(device: str) -> Distributed:
-    """Join torchrun's process group when WORLD_SIZE > 1 (CUDA: this rank's GPU becomes the current one)."""
+    """Join torchrun's process group when WORLD_SIZE > 1 (CUDA: this rank's GPU becomes the current one).
+
+    On CUDA, tensors on the GPU go through nccl and CPU tensors (the logged values `mean` reduces)
+    through gloo: nccl alone has no CPU collectives.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
@@ -80,5 +89,5 @@ def from_environment(device: str) -> Distributed:
     cuda = device != "cpu" and torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)

@@ -6,7 +6,9 @@ Layout of a cache folder (default `<dataset>/labels/<teacher>/`):
   refused (never silently reused);
 - `<camera>-<index>.safetensors`: the label of one frame: `depth` (H, W) float16 (normalized, 0 where
   invalid) and `mask` (H, W) uint8, metadata: the frame's stamp and size, scale and shift;
-- `summary.json`: counts and the skipped frames with their reasons (written at the end of a run).
+- `summary.json`: counts and the skipped frames with their reasons (written at the end of a run);
+  a run split over N processes (`fin3r label` under torchrun) writes `summary.part-K-of-N.json` per
+  process, which the first process merges into `summary.json` (with the per-process counts).
 
 Every file is written to a temporary name and renamed, so an interrupted run leaves complete files
 only, and the next run continues with the frames that are missing.
@@ -64,6 +66,37 @@ class LabelRunSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"labelled": self.labelled, "cached": self.cached, "skipped": self.skipped}
+
+
+def _part_summary_name(part: int, parts: int) -> str:
+    return f"summary.part-{part}-of-{parts}.json"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def merge_part_summaries(root: str | Path, parts: int) -> dict[str, Any]:
+    """Merge the `parts` processes' summaries of one split run into `summary.json` (their files removed).
+
+    Returns what it wrote: the summed counts, every skipped frame, and `processes`, each part's counts.
+    """
+    root = Path(root)
+    found = [root / _part_summary_name(k, parts) for k in range(parts)]
+    missing = [p.name for p in found if not p.is_file()]
+    if missing:
+        raise LabelCacheError(f"label cache {root}: expected the summaries of all {parts} processes, missing {missing}")
+    each = [json.loads(p.read_text()) for p in found]
+    merged = {
+        "labelled": sum(e["labelled"] for e in each),
+        "cached": sum(e["cached"] for e in each),
+        "skipped": [item for e in each for item in e["skipped"]],
+        "processes": [{"labelled": e["labelled"], "cached": e["cached"], "skipped": len(e["skipped"])} for e in each],
+    }
+    _write_json(root / SUMMARY, merged)
+    for path in found:
+        path.unlink()
+    return merged
 
 
 class LabelCache:
@@ -169,16 +202,26 @@ def label_frames(
     batch_size: int = 8,
     total: int | None = None,
     progress: bool = True,
+    part: int = 0,
+    parts: int = 1,
 ) -> LabelRunSummary:
     """Label every frame not yet in `cache` with `teacher`, in batches; writes `summary.json` at the end.
 
     A frame the teacher cannot label (no depth, no valid pixel) is skipped and reported with its
     reason, as is an item the source could not read (`SkippedFrame`); the others are still labelled.
     Frames already cached are not recomputed (resumable).
+    `part` of `parts` (a process of a split run): only the source's items at positions i with
+    i % parts == part are this call's; its summary goes to `summary.part-K-of-N.json` for
+    `merge_part_summaries`.
     """
     if batch_size < 1:
         raise InputError(f"label batch size: expected >= 1, got {batch_size}")
+    if parts < 1 or not 0 <= part < parts:
+        raise InputError(f"label part: expected 0 <= part < parts, got part {part} of {parts}")
     summary = LabelRunSummary()
+    if parts > 1:
+        frames = (item for i, item in enumerate(frames) if i % parts == part)
+        total = None if total is None else len(range(part, total, parts))
     bar = tqdm(total=total, desc=f"labels ({teacher.name})", unit="frame", disable=not progress)
     for batch in _batches(frames, batch_size):
         unread = [f for f in batch if isinstance(f, SkippedFrame)]
@@ -194,7 +237,7 @@ def label_frames(
                 summary.labelled += 1
         bar.update(len(batch))
     bar.close()
-    write_atomic(cache.root / SUMMARY, (json.dumps(summary.to_json(), indent=2) + "\n").encode())
+    _write_json(cache.root / (SUMMARY if parts == 1 else _part_summary_name(part, parts)), summary.to_json())
     return summary
 
 
