@@ -2,8 +2,9 @@
 
 What is not a bag (an image folder, a video, an empty or garbage file) is refused with what was expected
 and what was found, naming the user's path. A rosbag2 storage file that `rosbags` cannot open (a crashed
-recorder's truncated MCAP or sqlite3 file) is read from a recovered copy of its readable part
-(`bag_recovery`), and a cut ROS 1 bag from a re-indexed copy of its complete chunks (`ros1_recovery`);
+recorder's truncated MCAP or sqlite3 file) is read up to where it is cut: an MCAP file in place
+(`bag_cut_mcap`), a sqlite3 file from a recovered copy of its readable rows (`bag_recovery`); a cut ROS 1
+bag from a re-indexed copy of its complete chunks (`ros1_recovery`);
 the `ReadReport` says how many messages were lost (unknown for ROS 1, whose count was in the lost index)
 and where reading stopped.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from rosbags.rosbag2 import Reader as Reader2
 from rosbags.rosbag2 import ReaderError as Reader2Error
 from rosbags.typesys import Stores, get_typestore
 
-from fin3r_lib.data.bag_recovery import MCAP_MAGIC, recover_mcap, recover_sqlite3
+from fin3r_lib.data.bag_cut_mcap import cut_mcap_reader, readable_end
+from fin3r_lib.data.bag_memory import prefer_heap_for_read_buffers
+from fin3r_lib.data.bag_recovery import MCAP_MAGIC, recover_sqlite3
 from fin3r_lib.data.bag_report import BagError, ReadReport
 from fin3r_lib.data.ros1_recovery import recover_ros1
 
@@ -108,40 +111,61 @@ def _opens(path: Path) -> bool:
         return False
 
 
-def _recover(path: Path, workdir: Path) -> tuple[list[Path], ReadReport]:
-    """Paths for `AnyReader` with recovered copies (in `workdir`) in place of unreadable storage files."""
+class _Workdir:
+    """A temporary folder for recovered copies, made on first use (a healthy bag or a cut MCAP file needs none)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack, self._path = stack, None
+
+    def __call__(self) -> Path:
+        if self._path is None:
+            self._path = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fin3r-bag-")))
+        return self._path
+
+
+def _recover(path: Path, workdir: _Workdir) -> tuple[list[Path], dict[Path, int], ReadReport]:
+    """Paths for `AnyReader` in place of unreadable storage files: cut MCAP files themselves, with the byte
+    where their readable part ends (read in place), recovered copies (in `workdir`) of sqlite3 files."""
     report = ReadReport(str(path))
     files, counts = storage_files(path) if path.is_dir() else ([path], {})
     if len(counts) == len(files) and files:
         report.messages = sum(counts.values())
     readable: list[Path] = []
+    cut: dict[Path, int] = {}
     for f in files:
         if _opens(f):
             readable.append(f)
             continue
-        copy = workdir / f"{len(readable)}_{f.name}"
         if f.suffix == ".mcap":
-            recovered = recover_mcap(f, copy)
-        else:
-            try:
-                recovered = recover_sqlite3(f, copy, counts.get(f))
-            except sqlite3.DatabaseError as exc:
-                raise BagError(f"not a valid sqlite3 bag: {f}: not even its table list reads ({exc})") from exc
+            _, end = readable_end(f)
+            report.stopped_at.append(f"{f.name}: byte offset {end} of {f.stat().st_size}")
+            if end:  # else cut inside its header: nothing of it is readable
+                readable.append(f)
+                cut[f] = end
+            continue
+        try:
+            recovered = recover_sqlite3(f, workdir() / f"{len(readable)}_{f.name}", counts.get(f))
+        except sqlite3.DatabaseError as exc:
+            raise BagError(f"not a valid sqlite3 bag: {f}: not even its table list reads ({exc})") from exc
         report.stopped_at.append(f"{f.name}: {recovered.where}")
         readable.append(recovered.path)
-    return readable, report
+    return readable, cut, report
 
 
-def _opened(files: list[Path], typestore: Stores | None) -> AnyReader:
+def _opened(files: list[Path], typestore: Stores | None, cut: dict[Path, int] | None = None) -> AnyReader:
+    """`AnyReader` of `files`, open; those in `cut` read up to the byte given, in place (`bag_cut_mcap`)."""
     reader = AnyReader(files, default_typestore=get_typestore(typestore or Stores.LATEST))
+    for sub in reader.readers:
+        if cut and sub.path in cut:
+            sub.storage = cut_mcap_reader(sub.path, cut[sub.path])
     reader.open()
     return reader
 
 
-def _recover_ros1(path: Path, workdir: Path, exc: Exception) -> tuple[list[Path], ReadReport]:
+def _recover_ros1(path: Path, workdir: _Workdir, exc: Exception) -> tuple[list[Path], ReadReport]:
     """A re-indexed copy (in `workdir`) of the complete chunks of a ROS 1 bag that `rosbags` cannot open."""
     try:
-        recovered = recover_ros1(path, workdir / path.name)
+        recovered = recover_ros1(path, workdir() / path.name)
     except BagError as err:
         raise BagError(f"{err}; rosbags: {exc}") from exc
     report = ReadReport(str(path))  # the message count was in the lost index: what is lost is unknown
@@ -157,24 +181,30 @@ def open_bag(path: str | Path, typestore: Stores | None = None) -> Iterator[tupl
     """
     path = Path(path)
     check_bag_path(path)
-    with tempfile.TemporaryDirectory(prefix="fin3r-bag-") as tmp:
+    prefer_heap_for_read_buffers()
+    with ExitStack() as stack:
+        workdir = _Workdir(stack)
         try:
             reader, report = _opened([path], typestore), ReadReport(str(path))
         except OPEN_ERRORS as exc:
+            cut: dict[Path, int] = {}
             if path.suffix == ".bag":
-                files, report = _recover_ros1(path, Path(tmp), exc)
+                files, report = _recover_ros1(path, workdir, exc)
             else:
-                files, report = _recover(path, Path(tmp))
+                files, cut, report = _recover(path, workdir)
+            nothing = BagError(
+                f"cannot read bag {path}: it is cut before its first complete record of messages"
+                f" (stopped at {', '.join(report.stopped_at)}); nothing is readable"
+            )
+            if not files:
+                raise nothing from exc
             try:
-                reader = _opened(files, typestore)
+                reader = _opened(files, typestore, cut)
             except OPEN_ERRORS as exc2:
                 raise BagError(f"cannot read bag {path}: its readable part does not open ({exc2})") from exc2
             if reader.message_count == 0:
                 reader.close()
-                raise BagError(
-                    f"cannot read bag {path}: it is cut before its first complete record of messages"
-                    f" (stopped at {', '.join(report.stopped_at)}); nothing is readable"
-                ) from exc
+                raise nothing from exc
         try:
             report.readable = reader.message_count
             if report.messages is None and not report.stopped_at:

@@ -1,10 +1,8 @@
-"""Readable copies of truncated or corrupted rosbag2 storage files (MCAP, sqlite3), for `rosbags` to read.
+"""Readable copies of truncated or corrupted rosbag2 sqlite3 files, for `rosbags` to read.
 
-A recorder that crashed leaves an MCAP file without its summary and footer, or a sqlite3 file cut
-mid-page; `rosbags` refuses both at open. These functions copy what is still readable into a new,
-well-formed file: MCAP records up to the first incomplete one (then a data-end record and a footer
-without summary, which `rosbags` reads by scanning), sqlite3 tables row by row (each message row by
-its id, so rows after an unreadable page are still found).
+A recorder that crashed leaves a sqlite3 file cut mid-page, which `rosbags` refuses at open. This copies
+what is still readable into a new, well-formed file, table by table and each message row by its id, so
+rows after an unreadable page are still found. (Cut MCAP files are read in place: `bag_cut_mcap`.)
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
-# Records allowed in an MCAP data section: schema, channel, message, chunk, message index, attachment, metadata.
-_MCAP_DATA_OPS = {0x03, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0C}
 _SQLITE_HEADER = b"SQLite format 3\x00"
 # Probing message ids stops after this many unreadable ids in a row when the expected count is unknown.
 _SQLITE_MAX_MISSES = 1024
@@ -30,44 +26,6 @@ class Recovered:
 
     path: Path
     where: str
-
-
-def recover_mcap(src: Path, dst: Path) -> Recovered:
-    """Copy the complete data records of MCAP `src` into a well-formed MCAP `dst`."""
-    size = src.stat().st_size
-    with src.open("rb") as f, dst.open("wb") as out:
-        start = end = _mcap_data_start(f, size)
-        while end + 9 <= size:
-            f.seek(end)
-            op = f.read(1)[0]
-            (length,) = struct.unpack("<Q", f.read(8))
-            if op not in _MCAP_DATA_OPS or end + 9 + length > size:
-                break
-            end += 9 + length
-        out.write(MCAP_MAGIC + bytes([0x01]) + struct.pack("<QI", 12, 4) + b"ros2" + struct.pack("<I", 0))
-        f.seek(start)
-        _copy_bytes(f, out, end - start)
-        out.write(bytes([0x0F]) + struct.pack("<QI", 4, 0))  # data end, no crc
-        out.write(bytes([0x02]) + struct.pack("<QQQI", 20, 0, 0, 0))  # footer: no summary
-        out.write(MCAP_MAGIC)
-    return Recovered(dst, f"byte offset {end} of {size}")
-
-
-def _mcap_data_start(f, size: int) -> int:
-    """Offset just after the header record of an MCAP file (0 when magic or header are unreadable)."""
-    if f.read(8) != MCAP_MAGIC or size < 17 or f.read(1) != b"\x01":
-        return 0
-    (length,) = struct.unpack("<Q", f.read(8))
-    return 17 + length if 17 + length <= size else 0
-
-
-def _copy_bytes(src, dst, count: int, block: int = 1 << 24) -> None:
-    while count > 0:
-        chunk = src.read(min(block, count))
-        if not chunk:
-            return
-        dst.write(chunk)
-        count -= len(chunk)
 
 
 def recover_sqlite3(src: Path, dst: Path, expected: int | None) -> Recovered:
