@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,7 @@ from fin3r_lib.data.dataset import MANIFEST, SETTINGS, DatasetError, FrameDatase
 from fin3r_lib.data.extract import ExtractOptions, extract_frames
 from fin3r_lib.data.selection import SelectionConfig
 from fin3r_lib.datasets import open_sequence
+from fin3r_lib.training.label_cache import LabelCache, label_frames
 from fin3r_lib.training.teachers.sensor import SensorTeacher
 
 N = 6
@@ -58,6 +60,14 @@ def test_two_bags_give_every_frame_of_both(tmp_path, scene):
     frames = list(FrameDataset(tmp_path / "ds"))
     for i, frame in enumerate(frames):
         np.testing.assert_array_equal(frame.rgb, scene[0][i % N])
+    # identities downstream: each bag's message indexes start at 0, the dataset's frame indexes do not repeat
+    assert [r["index"] for r in records] == [*range(N), *range(N)]
+    assert [f.index for f in frames] == list(range(2 * N)) and FrameDataset(tmp_path / "ds")[-1].index == 2 * N - 1
+    teacher = SensorTeacher()
+    cache = LabelCache(tmp_path / "labels", teacher.identity())
+    rgbd = [replace(f, depth=np.full(f.size, 1.5, np.float32)) for f in frames]
+    assert label_frames(rgbd, teacher, cache, progress=False).labelled == 2 * N
+    assert len(list((tmp_path / "labels").glob("*.safetensors"))) == 2 * N and all(cache.has(f) for f in rgbd)
 
 
 def test_the_same_stamps_from_two_bags_are_an_error(tmp_path, scene):

@@ -215,7 +215,11 @@ def read_depth_file(path: Path) -> np.ndarray:
 
 
 class FrameDataset:
-    """An extracted frame dataset, read back as `Frame`s: `len(ds)`, `ds[i]`, `for frame in ds`."""
+    """An extracted frame dataset, read back as `Frame`s: `len(ds)`, `ds[i]`, `for frame in ds`.
+
+    A frame's `index` is its position in the dataset (unique, also across the bags it was extracted
+    from; outputs and label files are named by it); the message index in its bag stays in `source`.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -229,6 +233,7 @@ class FrameDataset:
         return len(self.records)
 
     def __getitem__(self, i: int) -> Frame:
+        i = range(len(self.records))[i]  # a negative position counts from the end; IndexError past it
         r = self.records[i]
         bgr = cv2.imread(str(self.root / r["file"]), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -246,7 +251,7 @@ class FrameDataset:
             intrinsics=array["K"],
             distortion=array["distortion"],
             cam_to_world=array["pose"],
-            index=int(r["index"]),
+            index=i,
         )
 
     def __iter__(self) -> Iterator[Frame]:

@@ -17,7 +17,9 @@ class Frame:
     paired; `cam_to_world` (4x4, OpenCV axes) from TF or ground truth when known. `depth` (H, W)
     float32 metres along z, aligned to `rgb` (an RGB-D sensor or ground truth; 0 or NaN = invalid),
     when known. `source` names where the frame came from (a file path, or bag and message index),
-    so every output can be traced back to its input.
+    so every output can be traced back to its input. `index` is the frame's position in its source
+    (an image folder or a frame dataset: unique in it, output files are named by it; a bag: the
+    message index in its image stream).
     """
 
     rgb: np.ndarray
