@@ -54,7 +54,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "reconstruct_node = fin3r_ros.reconstruct_node:main",
+            "reconstruct_node = fin3r_ros.node_entry:main",
             "reconstruct_lifecycle_node = fin3r_ros.lifecycle_node:main",
             "fin3r = fin3r_lib.cli.main:main",
         ],

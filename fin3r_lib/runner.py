@@ -25,27 +25,14 @@ import cv2
 import numpy as np
 
 from fin3r_lib.data.frame import Frame, SkippedFrame
-from fin3r_lib.errors import Fin3rError, InputError
+from fin3r_lib.errors import Fin3rError
 from fin3r_lib.geometry import resize_nearest
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.grid import GridMapping
 from fin3r_lib.models.reconstruction import Reconstruction
-from fin3r_lib.session import ReconstructionSession, SessionConfig, SessionResult
-from fin3r_lib.session.scale import ScaleConfig, ScaleEstimate, ScaleEstimator, scaled_frame
-
-
-@dataclass
-class RunnerOptions:
-    """How frames are prepared and reconstructed; the same for the node, the CLI and evaluation."""
-
-    #: 0: full size; else downscale (cv2.INTER_AREA) so that max(H, W) <= it; K scaled, depth nearest (pixel centres)
-    input_max_side: int = 0
-    session: SessionConfig = field(default_factory=SessionConfig)
-    scale: ScaleConfig = field(default_factory=ScaleConfig)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.input_max_side, int) or isinstance(self.input_max_side, bool) or self.input_max_side < 0:
-            raise InputError(f"RunnerOptions.input_max_side: expected an integer >= 0, got {self.input_max_side!r}")
+from fin3r_lib.runner_options import RunnerOptions
+from fin3r_lib.session import ReconstructionSession, SessionResult
+from fin3r_lib.session.scale import ScaleEstimate, ScaleEstimator, scaled_frame
 
 
 class Sink(Protocol):

@@ -18,7 +18,7 @@ from rclpy.node import Node
 
 from fin3r_lib.errors import InputError, SettingError
 from fin3r_lib.model_options import PRECISIONS, ModelOptions
-from fin3r_lib.runner import RunnerOptions
+from fin3r_lib.runner_options import RunnerOptions
 from fin3r_lib.session.config import SessionConfig
 from fin3r_lib.session.scale import SCALE_SOURCES, ScaleConfig
 from fin3r_ros.tf_modes import TF_MODES
@@ -427,6 +427,12 @@ Fin3R reconstruction node: camera images in; depth, confidence, clouds, map, pos
 diagnostics out. Parameters are read once, at start-up (a params file: config/reconstruct.yaml).
 Example: reconstruct_node --ros-args -p model:=vggt-tiny -p checkpoint:=none -r image:=/camera/image_raw
 """
+
+
+def asks_for_help(argv: list[str]) -> bool:
+    """True when `-h` / `--help` comes before `--ros-args` in `argv` (argv[0] is the program)."""
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    return "-h" in own or "--help" in own
 
 
 def help_text() -> str:

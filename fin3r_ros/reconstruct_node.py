@@ -39,7 +39,7 @@ from fin3r_ros.conversions import compressed_to_rgb, image_to_rgb, stamp_to_ns
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.frame_worker import FrameWorker
 from fin3r_ros.param_overrides import check_overrides
-from fin3r_ros.parameters import declare_parameters, help_text, runner_options
+from fin3r_ros.parameters import declare_parameters, runner_options
 from fin3r_ros.publishers import LOG_THROTTLE_S, RosPublishers
 from fin3r_ros.robot_inputs import RobotInputs
 
@@ -234,13 +234,8 @@ class ReconstructNode(ReconstructCore, Node):
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown; returns 1 (after one error line) when the model or parameters are bad.
 
-    `-h` / `--help` before `--ros-args` prints the usage and the parameters table and returns 0 (no model load).
+    The console script (`fin3r_ros.node_entry`) answers `-h` / `--help` before this module is imported.
     """
-    argv = sys.argv if args is None else args
-    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
-    if "-h" in own or "--help" in own:
-        print(help_text(), end="")
-        return 0
     context = rclpy.Context()
     rclpy.init(args=args, context=context)
     logger = rclpy.logging.get_logger("reconstruct_node")
@@ -271,4 +266,6 @@ def spin_until_shutdown(node: Node, context: rclpy.Context) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fin3r_ros.node_entry import main as entry  # -h / --help as the console script answers it
+
+    sys.exit(entry())

@@ -21,6 +21,7 @@ try:
 finally:
     heavy = ("peft", "fin3r_lib.adapter", "fin3r_lib.models.vggt", "fin3r_lib.models.cut3r", "fin3r_lib.models.dust3r")
     print("IMPORTED " + json.dumps(sorted(m for m in sys.modules if m in heavy)), file=sys.stderr)
+    print("TORCH " + json.dumps("torch" in sys.modules), file=sys.stderr)
 sys.exit(rc)
 """
 
@@ -56,6 +57,7 @@ def test_help_prints_usage_and_every_parameter_without_loading_a_model(flag):
     assert rows["reset_on_time_jump"][0] == "bool"
     assert set(rows) == {p.name for p in PARAMETERS}
     assert imported(done) == []  # no backbone, adapter or PEFT import: nothing was loaded
+    assert "TORCH false" in done.stderr.splitlines()  # the console script answers before torch is imported
     assert "Traceback" not in done.stderr
 
 

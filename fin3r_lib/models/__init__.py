@@ -1,25 +1,23 @@
 """Backbones behind one interface (`ReconstructionModel`) and one loader (`build_model`, `load_model(ModelOptions)`)."""
 
-from fin3r_lib.model_options import ModelOptions
-from fin3r_lib.models.base import PREDICTION_KEYS, ReconstructionModel, Stream, check_rgb_images
-from fin3r_lib.models.grid import GridMapping
-from fin3r_lib.models.loader import build_model, load_model, resolve_device
-from fin3r_lib.models.reconstruction import FrameResult, Reconstruction
-from fin3r_lib.models.registry import list_models, model_entry, register_model
+from fin3r_lib.lazy_exports import lazy_exports
 
-__all__ = [
-    "PREDICTION_KEYS",
-    "FrameResult",
-    "GridMapping",
-    "ModelOptions",
-    "Reconstruction",
-    "ReconstructionModel",
-    "Stream",
-    "build_model",
-    "check_rgb_images",
-    "list_models",
-    "load_model",
-    "model_entry",
-    "register_model",
-    "resolve_device",
-]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ModelOptions": "fin3r_lib.model_options",
+        "PREDICTION_KEYS": "fin3r_lib.models.base",
+        "ReconstructionModel": "fin3r_lib.models.base",
+        "Stream": "fin3r_lib.models.base",
+        "check_rgb_images": "fin3r_lib.models.base",
+        "GridMapping": "fin3r_lib.models.grid",
+        "build_model": "fin3r_lib.models.loader",
+        "load_model": "fin3r_lib.models.loader",
+        "resolve_device": "fin3r_lib.models.loader",
+        "FrameResult": "fin3r_lib.models.reconstruction",
+        "Reconstruction": "fin3r_lib.models.reconstruction",
+        "list_models": "fin3r_lib.models.registry",
+        "model_entry": "fin3r_lib.models.registry",
+        "register_model": "fin3r_lib.models.registry",
+    },
+)

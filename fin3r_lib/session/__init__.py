@@ -3,19 +3,18 @@
 Used unchanged by the ROS node, the offline `fin3r reconstruct` command and evaluation.
 """
 
-from fin3r_lib.session.align import AlignmentError
-from fin3r_lib.session.config import SessionConfig
-from fin3r_lib.session.keyframes import GateDecision, KeyframeGate
-from fin3r_lib.session.session import ReconstructionSession, SessionResult, confidence_mask
-from fin3r_lib.session.voxel_map import VoxelMap
+from fin3r_lib.lazy_exports import lazy_exports
 
-__all__ = [
-    "AlignmentError",
-    "GateDecision",
-    "KeyframeGate",
-    "ReconstructionSession",
-    "SessionConfig",
-    "SessionResult",
-    "VoxelMap",
-    "confidence_mask",
-]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AlignmentError": "fin3r_lib.session.align",
+        "SessionConfig": "fin3r_lib.session.config",
+        "GateDecision": "fin3r_lib.session.keyframes",
+        "KeyframeGate": "fin3r_lib.session.keyframes",
+        "ReconstructionSession": "fin3r_lib.session.session",
+        "SessionResult": "fin3r_lib.session.session",
+        "confidence_mask": "fin3r_lib.session.session",
+        "VoxelMap": "fin3r_lib.session.voxel_map",
+    },
+)
