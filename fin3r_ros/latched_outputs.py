@@ -22,6 +22,7 @@ from std_msgs.msg import Header
 
 from fin3r_lib.runner import Runner
 from fin3r_ros.conversions import points_to_cloud
+from fin3r_ros.output_publisher import create_output_publisher
 from fin3r_ros.tf_publisher import points_to_map
 
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -37,8 +38,8 @@ class LatchedOutputs:
         self.map_frame = values["map_frame"]
         self.path_max_length = values["path_max_length"]
         self.runner = runner
-        self.pub_map = node.create_publisher(PointCloud2, "map", LATCHED_QOS)
-        self.pub_path = node.create_publisher(Path, "path", LATCHED_QOS)
+        self.pub_map = create_output_publisher(node, PointCloud2, "map", LATCHED_QOS)
+        self.pub_path = create_output_publisher(node, Path, "path", LATCHED_QOS)
         self._lock = threading.Lock()  # the state below: worker vs timer
         self._poses: list[PoseStamped] = []
         self._pose_scales: list[float] = []  # the scale each pose went out with (1.0: model units)

@@ -2,10 +2,11 @@
 
 configure: declare the parameters, load the model, create the runner and the publishers (a bad
 parameter or checkpoint fails the transition, logging the one-line reason); activate: subscriptions,
-reset service, diagnostics timer and worker start; deactivate: they stop, the model and the
-reconstruction stay; cleanup: runner, model and publishers are dropped (GPU memory back to the
-driver where CUDA is in use); shutdown: as cleanup, from any state. `reconstruct_lifecycle_node`
-runs it; `ros2 launch fin3r_ros reconstruct.launch.py lifecycle:=true` starts it configured and active.
+reset service, diagnostics timer and worker start, and the output publishers (lifecycle publishers,
+`fin3r_ros.output_publisher`) send; deactivate: they stop, the model and the reconstruction stay;
+cleanup: runner, model and publishers are dropped (GPU memory back to the driver where CUDA is in
+use); shutdown: as cleanup, from any state. `reconstruct_lifecycle_node` runs it;
+`ros2 launch fin3r_ros reconstruct.launch.py lifecycle:=true` starts it configured and active.
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ class ReconstructLifecycleNode(ReconstructCore, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the subscriptions, service, timer and worker."""
+        """Enable the output publishers, then start the subscriptions, service, timer and worker."""
+        enabled = super().on_activate(state)
         self._start_io()
-        return super().on_activate(state)
+        return enabled
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking images; the model and the reconstruction stay."""
+        """Stop taking images (the current frame is published), then disable the output publishers; the model
+        and the reconstruction stay."""
         self._stop_io()
         return super().on_deactivate(state)
 

@@ -41,6 +41,7 @@ from fin3r_ros.conversions import (
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.intrinsics import focal_ratio_diagnostics
 from fin3r_ros.latched_outputs import LatchedOutputs
+from fin3r_ros.output_publisher import create_output_publisher
 from fin3r_ros.tf_publisher import TfPublisher, points_to_map, to_map
 
 STREAM_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
@@ -64,13 +65,13 @@ class RosPublishers:
         self.stats = stats
         #: (H, W) of the image being processed before input_max_side (`output_resolution: input`); set by the node
         self.input_size: tuple[int, int] | None = None
-        self.pub_depth = node.create_publisher(Image, "depth", STREAM_QOS)
-        self.pub_depth_info = node.create_publisher(CameraInfo, "depth/camera_info", STREAM_QOS)
-        self.pub_confidence = node.create_publisher(Image, "confidence", STREAM_QOS)
-        self.pub_points = node.create_publisher(PointCloud2, "points", STREAM_QOS)
-        self.pub_pose = node.create_publisher(PoseStamped, "pose", STREAM_QOS)
+        self.pub_depth = create_output_publisher(node, Image, "depth", STREAM_QOS)
+        self.pub_depth_info = create_output_publisher(node, CameraInfo, "depth/camera_info", STREAM_QOS)
+        self.pub_confidence = create_output_publisher(node, Image, "confidence", STREAM_QOS)
+        self.pub_points = create_output_publisher(node, PointCloud2, "points", STREAM_QOS)
+        self.pub_pose = create_output_publisher(node, PoseStamped, "pose", STREAM_QOS)
         self.latched = LatchedOutputs(node, values, runner)
-        self.pub_diagnostics = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_diagnostics = create_output_publisher(node, DiagnosticArray, "/diagnostics", 10)
         self.tf = TfPublisher(node) if values["tf_mode"] != "none" else None
         self._focal: dict[str, str] = {}
 

@@ -38,6 +38,7 @@ from fin3r_lib.session import ReconstructionSession
 from fin3r_ros.conversions import compressed_to_rgb, image_to_rgb, stamp_to_ns
 from fin3r_ros.diagnostics import NodeStats
 from fin3r_ros.frame_worker import FrameWorker
+from fin3r_ros.output_publisher import destroy_output_publisher
 from fin3r_ros.param_overrides import check_overrides
 from fin3r_ros.parameters import declare_parameters, runner_options
 from fin3r_ros.publishers import LOG_THROTTLE_S, RosPublishers
@@ -118,7 +119,7 @@ class ReconstructCore:
     def _unload(self: Any) -> None:
         """Drop the runner, the model and the publishers."""
         for publisher in self._own_publishers:
-            self.destroy_publisher(publisher)
+            destroy_output_publisher(self, publisher)
         del self.outputs, self.runner, self.model
         self._own_publishers = []
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import PoseStamped
 from gt_backend import GroundTruthModel
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from node_fixtures import RELIABLE, SENSOR_QOS, TEST_PARAMS, header
+from rclpy.lifecycle import LifecyclePublisher
 from rclpy.parameter import Parameter
 from ros_harness import RosHarness
 from sensor_msgs.msg import Image
@@ -127,3 +129,31 @@ def test_out_of_range_parameter_fails_configure(ros) -> None:
     assert not m.transition(Transition.TRANSITION_CONFIGURE)
     assert m.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert node.configure_error == "parameter qos_depth: expected an integer >= 1, got 0"
+
+
+def test_outputs_are_lifecycle_publishers_that_send_only_while_active(ros, small_scenes) -> None:
+    node = managed(ros, GroundTruthModel.from_fixture(small_scenes))
+    m = Manager(ros, node)
+    poses: list[PoseStamped] = []
+    ros.node("listener", namespace="/cam").create_subscription(PoseStamped, "pose", poses.append, RELIABLE)
+
+    def arrives() -> bool:
+        """Publish one pose on the node's own publisher; True when it reached the listener."""
+        publisher = node.outputs.pub_pose
+        assert ros.spin_until(lambda: publisher.get_subscription_count() > 0, timeout=5.0)
+        count = len(poses)
+        publisher.publish(PoseStamped())
+        return ros.spin_until(lambda: len(poses) > count, timeout=1.0)
+
+    assert m.transition(Transition.TRANSITION_CONFIGURE)
+    outputs = (node.outputs.pub_depth, node.outputs.pub_points, node.outputs.latched.pub_map)
+    assert all(isinstance(p, LifecyclePublisher) for p in outputs)
+    assert not arrives()  # inactive: nothing goes out
+    assert m.transition(Transition.TRANSITION_ACTIVATE)
+    assert arrives()
+    assert m.transition(Transition.TRANSITION_DEACTIVATE)
+    assert not arrives()
+    # cleanup drops them from the managed entities: the next configure's publishers are the ones activated
+    assert m.transition(Transition.TRANSITION_CLEANUP) and m.transition(Transition.TRANSITION_CONFIGURE)
+    assert m.transition(Transition.TRANSITION_ACTIVATE)
+    assert arrives() and m.send(small_scenes["rgb"][0], 100.0)
