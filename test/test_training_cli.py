@@ -93,6 +93,24 @@ def test_train_resume_and_reconstruct_with_the_adapter(
     assert both.mean() > 0.5 and np.abs(a[both] - b[both]).max() > 1e-4
 
 
+@pytest.mark.parametrize("model", ["dust3r-tiny", "mast3r-tiny"])
+def test_pairwise_students_train_through_the_cli(
+    model: str, labels: Path, seven_scenes_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """DUSt3R / MASt3R: single-view distillation on the (I, I) pair and replay of 2-view windows."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(data=seven_scenes_dir, labels=labels, out=tmp_path / "run"))
+    assert main(["train", str(recipe), f"model={model}", "steps=6", "replay_fraction=0.5", "--quiet"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["step"] == 6 and done["skipped"] == [] and done["frozen_tensors_checked"] > 100
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("replay" in r for r in log) and any("distill" in r for r in log)
+    assert all(np.isfinite(r["loss"]) for r in log)
+    adapter = read_adapter_file(Path(done["adapter"]))
+    assert adapter.blocks_path == "enc_blocks" and sorted(adapter.lora) == [0, 1]  # DUSt3R's encoder blocks
+    assert all(float(pair["B"].abs().max()) > 1e-3 for pair in adapter.lora.values())  # B starts at 0: it trained
+
+
 def test_sources_errors_name_the_key(labels: Path, seven_scenes_dir: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE.format(data=seven_scenes_dir, labels=labels, out=tmp_path / "run"))
