@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from numbers import Integral
 from typing import Any
 
-from fin3r_lib.errors import SettingError
+from fin3r_lib.errors import ModelLoadError, SettingError
 
 #: weights dtypes by name; `auto` keeps fp32 weights (the models autocast on CUDA themselves)
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
@@ -99,3 +99,10 @@ class ModelOptions:
     def random_weights(self) -> bool:
         """True when `checkpoint` asks for random initial weights."""
         return self.checkpoint in RANDOM_WEIGHTS
+
+    def load_error(self, exc: BaseException) -> ModelLoadError:
+        """The one error a tool reports when loading the model these options describe failed with `exc`."""
+        return ModelLoadError(
+            f"cannot load model {self.model!r} (checkpoint {self.checkpoint!r}, adapter {self.adapter!r}, device "
+            f"{self.device!r}): {type(exc).__name__}: {exc}"
+        )

@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,8 +37,10 @@ from fin3r_lib.outputs import (
     write_previews,
 )
 from fin3r_lib.run_state import clear_state, has_state, load_state, save_state
-from fin3r_lib.runner import Runner, RunSummary
-from fin3r_lib.session import SessionResult
+
+if TYPE_CHECKING:
+    from fin3r_lib.runner import Runner, RunSummary
+    from fin3r_lib.session import SessionResult
 
 RUN_FILE = "run.json"
 FRAMES_FILE = "frames.jsonl"

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from fin3r_lib.errors import CheckpointError
-from fin3r_lib.models.checkpoint import load_state_dict_exact, read_state_dict, resolve_checkpoint
+from fin3r_lib.models.checkpoint import load_state_dict_exact, read_state_dict
+from fin3r_lib.models.checkpoint_ref import resolve_checkpoint
 from fin3r_lib.safe_load import UnsafeContentWarning
 
 

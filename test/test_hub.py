@@ -18,7 +18,7 @@ from fin3r_lib.errors import CheckpointError, ModelLoadError
 from fin3r_lib.hub import HubFileMissing, hub_cli_name, resolve_hub_file
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import build_model, load_model, model_entry
-from fin3r_lib.models.checkpoint import resolve_checkpoint
+from fin3r_lib.models.checkpoint_ref import resolve_checkpoint
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

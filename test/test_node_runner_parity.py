@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-import fin3r_lib.cli.reconstruct as reconstruct
+import fin3r_lib.cli.reconstruct_run as reconstruct
 from fin3r_lib.cli.main import main
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.output_folder import OutputFolder

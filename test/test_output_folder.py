@@ -154,7 +154,7 @@ def test_cut3r_stream_state_round_trip_continues_bit_exactly(seven_scenes) -> No
 def _loader_script() -> str:
     # until the model builder seeds VGGT's camera head, --checkpoint none runs the demo's seeded random weights
     return (
-        "import sys; import fin3r_lib.cli.reconstruct as r; from fin3r_ros.demo import random_model; "
+        "import sys; import fin3r_lib.cli.reconstruct_run as r; from fin3r_ros.demo import random_model; "
         "r._load_model = lambda a: random_model(a.model); from fin3r_lib.cli.main import main; "
         "sys.exit(main(sys.argv[1:]))"
     )
@@ -194,7 +194,7 @@ def test_sigint_to_a_running_reconstruct_writes_everything_and_resume_finishes(
         == len(json.loads((out / "intrinsics.json").read_text())["frames"])
     )
 
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     monkeypatch.setattr(reconstruct, "_load_model", lambda args: tiny_vggt)
     assert main(["reconstruct", str(folder), "--out", str(out), *options, "--resume"]) == 0

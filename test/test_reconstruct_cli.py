@@ -26,7 +26,7 @@ STEP = 10  # every 10th of the 50 frames: 5 frames, enough camera motion for sev
 @pytest.fixture
 def seeded_random_vggt(monkeypatch) -> None:
     """`--checkpoint none` VGGT with the demo's seeded random weights (finite focal lengths), until the loader seeds."""
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
     from fin3r_ros.demo import random_model
 
     load = reconstruct._load_model
@@ -104,7 +104,7 @@ def test_reconstruct_video_with_max_frames(video_file, tmp_path, seeded_random_v
 
 
 def test_reconstruct_bag_with_the_streaming_model(seven_scenes, tmp_path, monkeypatch) -> None:
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     # random CUT3R weights fit negative focal lengths (frames rejected): serve the truth as a streaming backend
     model = GroundTruthStreamingModel.from_fixture(seven_scenes)

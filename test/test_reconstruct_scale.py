@@ -92,7 +92,7 @@ def _errors(out: Path, small_scenes: dict[str, np.ndarray], model: GroundTruthMo
 @pytest.mark.parametrize("source", ["odometry", "depth"])
 @pytest.mark.parametrize("container", ["dataset", "bag"])
 def test_reconstruct_writes_metric_outputs(small_scenes, tmp_path, monkeypatch, capsys, source, container) -> None:
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     model = GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3)
     monkeypatch.setattr(reconstruct, "_load_model", lambda args: model)
@@ -101,7 +101,8 @@ def test_reconstruct_writes_metric_outputs(small_scenes, tmp_path, monkeypatch, 
     data = make(tmp_path / container, small_scenes, poses, depth_mm)
     extra = ["--depth-topic", "/cam/depth/image_raw"] if container == "bag" and source == "depth" else []
     out = tmp_path / "out"
-    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--quiet", *SETTINGS, *SCALE, *extra]
+    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--quiet", *SETTINGS]
+    args += [*SCALE, *extra]
     assert main(["reconstruct", *args, "--scale-source", source]) == 0
     assert f"{source} scale" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -114,14 +115,15 @@ def test_reconstruct_writes_metric_outputs(small_scenes, tmp_path, monkeypatch, 
 
 
 def test_reconstruct_without_scale_stays_in_model_units(small_scenes, tmp_path, monkeypatch) -> None:
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     model = GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3)
     monkeypatch.setattr(reconstruct, "_load_model", lambda args: model)
     poses, depth_mm = _noisy(small_scenes, seed=4)
     data = _dataset(tmp_path / "dataset", small_scenes, poses, depth_mm)
     out = tmp_path / "out"
-    assert main(["reconstruct", str(data), "--out", str(out), "--model", "vggt-tiny", "--quiet", *SETTINGS]) == 0
+    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--quiet", *SETTINGS]
+    assert main(["reconstruct", *args]) == 0
     assert json.loads((out / "summary.json").read_text())["scale"]["scale"] is None
     assert _errors(out, small_scenes, model)["depth_max"] > 0.5  # 2-4 units per metre: the check above can fail
 
@@ -189,7 +191,7 @@ def test_resumed_run_keeps_the_scale_estimate(small_scenes, tmp_path, source, st
 
 @pytest.mark.parametrize("source", ["odometry", "depth"])
 def test_frames_without_a_sample_are_counted(small_scenes, tmp_path, monkeypatch, capsys, source) -> None:
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     model = GroundTruthModel.from_fixture(small_scenes, scale_range=(2.0, 4.0), seed=3)
     monkeypatch.setattr(reconstruct, "_load_model", lambda args: model)
@@ -197,7 +199,7 @@ def test_frames_without_a_sample_are_counted(small_scenes, tmp_path, monkeypatch
     without = range(0, len(FRAMES), 3)  # frames 0, 3, ..., 24 carry neither pose nor depth
     data = _dataset(tmp_path / "dataset", small_scenes, poses, depth_mm, without)
     out = tmp_path / "out"
-    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--quiet", *SETTINGS, *SCALE]
+    args = [str(data), "--out", str(out), "--model", "vggt-tiny", "--checkpoint", "none", "--quiet", *SETTINGS, *SCALE]
     assert main(["reconstruct", *args, "--scale-source", source]) == 0
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     # odometry samples keyframes only: the keyframes among the frames without a pose

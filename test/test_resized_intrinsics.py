@@ -75,7 +75,7 @@ def test_node_publishes_the_rescaled_camera_k(ros, seven_scenes, small_scenes, r
 
 
 def test_reconstruct_writes_the_rescaled_camera_k(seven_scenes, small_scenes, tmp_path, monkeypatch) -> None:
-    import fin3r_lib.cli.reconstruct as reconstruct
+    import fin3r_lib.cli.reconstruct_run as reconstruct
 
     monkeypatch.setattr(reconstruct, "_load_model", lambda args: _wrong_model(small_scenes))
     bag = write_bag(

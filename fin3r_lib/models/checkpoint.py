@@ -1,12 +1,8 @@
-"""Finding and reading checkpoints, and loading them into a model without silent partial loads.
+"""Reading checkpoints and loading them into a model without silent partial loads.
 
-Accepted forms of a checkpoint reference:
-- a local file: `.safetensors`, or a torch pickle (`.pt`, `.pth`, `.bin`), optionally a dict with the
-  state dict under `model` / `state_dict` (the CUT3R release), keys optionally prefixed `module.`;
-- a local Hugging Face folder (`config.json` + `model.safetensors`, or `model.pt`);
-- a Hugging Face repo id (`facebook/VGGT-1B`): the cached copy, else fetched into the Hugging Face cache
-  unless `HF_HUB_OFFLINE` is set (`fin3r_lib.hub`);
-- "default": the variant's released repo and file.
+A file: `.safetensors`, or a torch pickle (`.pt`, `.pth`, `.bin`), optionally a dict with the state dict
+under `model` / `state_dict` (the CUT3R release), keys optionally prefixed `module.`. Which file a
+reference (folder, repo id, "default") means is `fin3r_lib.models.checkpoint_ref`.
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ import torch
 from torch import nn
 
 from fin3r_lib.errors import CheckpointError
-from fin3r_lib.hub import is_repo_id, pass_file_hint, resolve_hub_file
+from fin3r_lib.models.checkpoint_ref import MAX_LISTED, resolve_checkpoint
 from fin3r_lib.safe_load import load_torch_file, read_safetensors
 
 if TYPE_CHECKING:
@@ -30,9 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-FOLDER_FILES = ("model.safetensors", "model.pt", "pytorch_model.bin")
 STATE_DICT_ENTRIES = ("model", "state_dict", "model_state_dict")
-MAX_LISTED = 8
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -69,52 +63,6 @@ def extract_state_dict(obj: Any, source: str | Path = "<memory>") -> dict[str, t
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
     """Remove `prefix` from every key that has it (DataParallel / DDP checkpoints)."""
     return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
-
-
-def resolve_checkpoint(ref: str | Path, entry: ModelEntry | None = None, *, tool: str = "python") -> Path:
-    """Local path of a checkpoint reference (file, HF folder, repo id, or "default").
-
-    Repo ids and "default" are looked up in the Hugging Face cache first and downloaded only when not
-    offline (`fin3r_lib.hub`); a failure says how to pass the file in the syntax of `tool`
-    ("cli", "ros" or "python").
-    """
-    ref_str = str(ref)
-    path = Path(ref_str).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in FOLDER_FILES:
-            if (path / name).is_file():
-                return path / name
-        found = sorted(p.name for p in path.iterdir())[:MAX_LISTED]
-        raise CheckpointError(f"checkpoint folder {path}: expected one of {', '.join(FOLDER_FILES)}, found {found}")
-    if ref_str == "default":
-        if entry is None or entry.hf_repo is None:
-            raise CheckpointError(no_default_message(entry, tool))
-        return resolve_hub_file(entry.hf_repo, entry.hf_filename or FOLDER_FILES[0], tool=tool)
-    if is_repo_id(ref_str):
-        filename = entry.hf_filename if entry is not None and entry.hf_filename else FOLDER_FILES[0]
-        return resolve_hub_file(ref_str, filename, tool=tool)
-    raise CheckpointError(
-        f"checkpoint {ref_str!r}: expected an existing file (.safetensors/.pt/.pth), a Hugging Face folder, "
-        "a repo id like 'facebook/VGGT-1B', or 'default'; no such file or folder"
-    )
-
-
-def no_default_message(entry: ModelEntry | None, tool: str) -> str:
-    """Why 'default' cannot be used for `entry`, where its weights are published and which file to pass."""
-    if entry is None:
-        return "checkpoint 'default' needs a model name to find the released weights; pass a file instead"
-    if entry.weights_file is None:
-        return (
-            f"model {entry.name} has no released weights: it runs with random weights (checkpoint none), "
-            f"or pass your own file: {pass_file_hint('checkpoint', 'weights.safetensors', tool)}"
-        )
-    return (
-        f"model {entry.name} has no released 'default' on the Hugging Face Hub: its weights are published at "
-        f"{entry.weights_source}. Download {entry.weights_file} from there and pass it: "
-        f"{pass_file_hint('checkpoint', entry.weights_file, tool)}"
-    )
 
 
 @dataclass

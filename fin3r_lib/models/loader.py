@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from fin3r_lib.errors import ModelLoadError
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.checkpoint import load_checkpoint_into
@@ -102,7 +101,4 @@ def load_model(options: ModelOptions, tool: str = "python") -> ReconstructionMod
             compile_blocks(model)
         return model
     except Exception as exc:  # CheckpointError, UnknownModelError, AdapterError, CUDA errors, ...
-        raise ModelLoadError(
-            f"cannot load model {o.model!r} (checkpoint {o.checkpoint!r}, adapter {o.adapter!r}, device "
-            f"{o.device!r}): {type(exc).__name__}: {exc}"
-        ) from exc
+        raise o.load_error(exc) from exc

@@ -12,11 +12,26 @@ Use: `stream = build_model("cut3r-512-dpt", "cut3r_512_dpt_4_64.pth", device="cu
 then `stream.step(rgb_uint8)` per frame and `stream.reset()` to start over.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fin3r_lib.lazy_exports import lazy_exports
 from fin3r_lib.models.cut3r.config import CUT3R_224_LINEAR, CUT3R_512_DPT, CUT3R_TINY, CUT3RConfig
-from fin3r_lib.models.cut3r.model import CUT3R, CUT3RState, CUT3RStream
 from fin3r_lib.models.registry import register_model
 
+if TYPE_CHECKING:
+    from fin3r_lib.models.cut3r.model import CUT3R
+
+_MODEL = "fin3r_lib.models.cut3r.model"
+__getattr__, __dir__ = lazy_exports(__name__, {"CUT3R": _MODEL, "CUT3RState": _MODEL, "CUT3RStream": _MODEL})
 __all__ = ["CUT3R", "CUT3RConfig", "CUT3RState", "CUT3RStream"]
+
+
+def _cut3r(config: CUT3RConfig) -> CUT3R:
+    from fin3r_lib.models.cut3r.model import CUT3R  # the model code (torch) only when a model is built
+
+    return CUT3R(config)
 
 
 #: where the CUT3R authors publish their checkpoints (download links in the README, not on the Hub)
@@ -30,7 +45,7 @@ RELEASE_PAGE = "https://github.com/CUT3R/CUT3R (checkpoint links in its README)"
     weights_file="cut3r_512_dpt_4_64.pth",
 )
 def _cut3r_512_dpt() -> CUT3R:
-    return CUT3R(CUT3R_512_DPT)
+    return _cut3r(CUT3R_512_DPT)
 
 
 @register_model(
@@ -40,9 +55,9 @@ def _cut3r_512_dpt() -> CUT3R:
     weights_file="cut3r_224_linear_4.pth",
 )
 def _cut3r_224_linear() -> CUT3R:
-    return CUT3R(CUT3R_224_LINEAR)
+    return _cut3r(CUT3R_224_LINEAR)
 
 
 @register_model("cut3r-tiny", description="tiny CUT3R with random weights, for tests and benchmarks")
 def _cut3r_tiny() -> CUT3R:
-    return CUT3R(CUT3R_TINY)
+    return _cut3r(CUT3R_TINY)

@@ -11,6 +11,11 @@ Use: `build_model("dust3r-512-dpt", ckpt).predict([rgb])` (the pair (I, I)), or
 `predict_pair(image, other)` for one pair; sessions use the pairwise kind (each frame with the last keyframe).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fin3r_lib.lazy_exports import lazy_exports
 from fin3r_lib.models.dust3r.config import (
     DUST3R_224_LINEAR,
     DUST3R_512_DPT,
@@ -18,10 +23,20 @@ from fin3r_lib.models.dust3r.config import (
     DUST3R_TINY,
     DUSt3RConfig,
 )
-from fin3r_lib.models.dust3r.model import DUSt3R, PairResult
 from fin3r_lib.models.registry import register_model
 
+if TYPE_CHECKING:
+    from fin3r_lib.models.dust3r.model import DUSt3R
+
+_MODEL = "fin3r_lib.models.dust3r.model"
+__getattr__, __dir__ = lazy_exports(__name__, {"DUSt3R": _MODEL, "PairResult": _MODEL})
 __all__ = ["DUSt3R", "DUSt3RConfig", "PairResult"]
+
+
+def _dust3r(config: DUSt3RConfig) -> DUSt3R:
+    from fin3r_lib.models.dust3r.model import DUSt3R  # the model code (torch) only when a model is built
+
+    return DUSt3R(config)
 
 
 @register_model(
@@ -31,7 +46,7 @@ __all__ = ["DUSt3R", "DUSt3RConfig", "PairResult"]
     hf_filename="model.safetensors",
 )
 def _dust3r_512_dpt() -> DUSt3R:
-    return DUSt3R(DUST3R_512_DPT)
+    return _dust3r(DUST3R_512_DPT)
 
 
 @register_model(
@@ -41,7 +56,7 @@ def _dust3r_512_dpt() -> DUSt3R:
     hf_filename="model.safetensors",
 )
 def _dust3r_512_linear() -> DUSt3R:
-    return DUSt3R(DUST3R_512_LINEAR)
+    return _dust3r(DUST3R_512_LINEAR)
 
 
 @register_model(
@@ -51,9 +66,9 @@ def _dust3r_512_linear() -> DUSt3R:
     hf_filename="model.safetensors",
 )
 def _dust3r_224_linear() -> DUSt3R:
-    return DUSt3R(DUST3R_224_LINEAR)
+    return _dust3r(DUST3R_224_LINEAR)
 
 
 @register_model("dust3r-tiny", description="tiny DUSt3R with random weights, for tests and benchmarks")
 def _dust3r_tiny() -> DUSt3R:
-    return DUSt3R(DUST3R_TINY)
+    return _dust3r(DUST3R_TINY)

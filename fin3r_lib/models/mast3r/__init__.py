@@ -7,19 +7,25 @@ head: `forward_pair` also returns `desc` [B, H, W, 24] (unit norm) and `desc_con
 downstream uses them. Weights: CC BY-NC-SA 4.0 (non-commercial).
 """
 
-from typing import ClassVar
+from __future__ import annotations
 
-from fin3r_lib.models.dust3r.config import MAST3R_512, MAST3R_TINY
-from fin3r_lib.models.dust3r.model import DUSt3R
+from typing import TYPE_CHECKING
+
+from fin3r_lib.lazy_exports import lazy_exports
+from fin3r_lib.models.dust3r.config import MAST3R_512, MAST3R_TINY, DUSt3RConfig
 from fin3r_lib.models.registry import register_model
 
+if TYPE_CHECKING:
+    from fin3r_lib.models.mast3r.model import MASt3R
+
+__getattr__, __dir__ = lazy_exports(__name__, {"MASt3R": "fin3r_lib.models.mast3r.model"})
 __all__ = ["MASt3R"]
 
 
-class MASt3R(DUSt3R):
-    """MASt3R: trained for metric point maps (`relative_scale` False)."""
+def _mast3r(config: DUSt3RConfig) -> MASt3R:
+    from fin3r_lib.models.mast3r.model import MASt3R  # the model code (torch) only when a model is built
 
-    relative_scale: ClassVar[bool] = False
+    return MASt3R(config)
 
 
 @register_model(
@@ -29,9 +35,9 @@ class MASt3R(DUSt3R):
     hf_filename="model.safetensors",
 )
 def _mast3r_512() -> MASt3R:
-    return MASt3R(MAST3R_512)
+    return _mast3r(MAST3R_512)
 
 
 @register_model("mast3r-tiny", description="tiny MASt3R with random weights, for tests and benchmarks")
 def _mast3r_tiny() -> MASt3R:
-    return MASt3R(MAST3R_TINY)
+    return _mast3r(MAST3R_TINY)

@@ -7,9 +7,25 @@
   weights only, there is no released checkpoint.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fin3r_lib.lazy_exports import lazy_exports
 from fin3r_lib.models.registry import register_model
 from fin3r_lib.models.vggt.config import VGGT_1B, VGGT_TINY, VGGTConfig
-from fin3r_lib.models.vggt.model import VGGT
+
+if TYPE_CHECKING:
+    from fin3r_lib.models.vggt.model import VGGT
+
+__getattr__, __dir__ = lazy_exports(__name__, {"VGGT": "fin3r_lib.models.vggt.model"})
+__all__ = ["VGGT", "VGGTConfig"]
+
+
+def _vggt(config: VGGTConfig) -> VGGT:
+    from fin3r_lib.models.vggt.model import VGGT  # the model code (torch) only when a model is built
+
+    return VGGT(config)
 
 
 @register_model(
@@ -20,7 +36,7 @@ from fin3r_lib.models.vggt.model import VGGT
 )
 def vggt_1b() -> VGGT:
     """The released VGGT-1B architecture."""
-    return VGGT(VGGT_1B)
+    return _vggt(VGGT_1B)
 
 
 @register_model(
@@ -31,13 +47,10 @@ def vggt_1b() -> VGGT:
 )
 def vggt_1b_commercial() -> VGGT:
     """The commercially licensed VGGT-1B weights: same architecture as `vggt-1b`."""
-    return VGGT(VGGT_1B)
+    return _vggt(VGGT_1B)
 
 
 @register_model("vggt-tiny", description="VGGT classes at tiny widths (tests and CPU benchmarks, random weights)")
 def vggt_tiny() -> VGGT:
     """Small VGGT for CPU tests and benchmarks."""
-    return VGGT(VGGT_TINY)
-
-
-__all__ = ["VGGT", "VGGTConfig"]
+    return _vggt(VGGT_TINY)
