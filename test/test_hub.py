@@ -131,6 +131,19 @@ def test_default_checkpoint_offline_through_load_model_is_one_error_in_the_node_
     assert msg.endswith("or pass a local copy: checkpoint:=/path/to/model.safetensors")
 
 
+def test_a_checkpoint_that_is_not_there_fails_before_the_model_is_built(offline_cache, monkeypatch):
+    import dataclasses
+
+    from fin3r_lib.models import registry
+
+    entry, built = model_entry("vggt-1b"), []
+    monkeypatch.setitem(registry._REGISTRY, "vggt-1b", dataclasses.replace(entry, builder=lambda: built.append(1)))
+    for ref in ("default", str(offline_cache / "no-such.safetensors")):
+        with pytest.raises(ModelLoadError, match=r"no such file or folder|not in the Hugging Face cache"):
+            load_model(ModelOptions("vggt-1b", ref, device="cpu"), tool="ros")
+    assert built == []  # the VGGT-1B builder (imports and meta tensors: over a second) never ran
+
+
 def test_cached_repo_id_checkpoint_loads_offline(offline_cache):
     state = {k: torch.randn_like(v) for k, v in build_model("vggt-tiny").state_dict().items()}
     path = offline_cache / "weights.safetensors"

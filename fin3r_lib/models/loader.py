@@ -15,6 +15,7 @@ import torch
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models.base import ReconstructionModel
 from fin3r_lib.models.checkpoint import load_checkpoint_into
+from fin3r_lib.models.checkpoint_ref import resolve_checkpoint
 from fin3r_lib.models.random_heads import bias_random_camera_head, bias_random_point_heads
 from fin3r_lib.models.registry import model_entry
 
@@ -56,6 +57,8 @@ def build_model(
     """
     entry = model_entry(name)
     device = resolve_device(device)
+    if checkpoint is not None:  # a missing or uncached file fails before the model is built (a second or more)
+        checkpoint = resolve_checkpoint(checkpoint, entry, tool=tool)
     if checkpoint is not None or device.type == "meta":
         with torch.device("meta"):
             model = entry.builder()
