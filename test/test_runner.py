@@ -203,3 +203,23 @@ def test_predict_prepares_like_the_session(seven_scenes, small_scenes) -> None:
     assert rec.depth.shape == (2, 120, 160)
     mm = small_scenes["depth_mm"][[0, 6]]
     np.testing.assert_allclose(rec.depth, np.where(mm > 0, mm / 1000.0, np.nan), rtol=1e-6, equal_nan=True)
+
+
+def test_reset_restarts_the_metric_scale_estimate(small_scenes) -> None:
+    from fin3r_lib.session.scale import ScaleConfig
+
+    _, runner = _runner(small_scenes, scale=ScaleConfig(source="depth"))
+    metres = small_scenes["depth_mm"] / 1000.0  # the GT backend predicts these depths (model units = metres)
+
+    def sensed(indices: list[int], factor: float) -> list[Frame]:  # a depth sensor reading `factor` x the model
+        return [
+            Frame(small_scenes["rgb"][i], stamp=i / 30, index=i, depth=(metres[i] * factor).astype(np.float32))
+            for i in indices
+        ]
+
+    runner.run(sensed([0, 2, 4], 2.0))
+    assert runner.scale_estimate.scale == pytest.approx(2.0, rel=1e-6)
+    runner.reset()
+    assert runner.scale_estimate.scale is None
+    runner.run(sensed([6, 8], 3.0))  # only the new world's samples: 3, not the median of the 2s and 3s
+    assert runner.scale_estimate.scale == pytest.approx(3.0, rel=1e-6)
