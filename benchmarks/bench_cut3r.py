@@ -9,7 +9,9 @@ Targets: memory 1000/10 <= 1.05, time 1000/10 <= 1.1.
 
 `--paths`: instead, one step's time of the node path (heads depth and camera) and of bf16 autocast
 (`precision: bf16`) as ratios against the full-output fp32 path in the same process, with the
-outputs' max difference (0 where nothing changed numerically).
+outputs' max difference (0 where nothing changed numerically). `--paths --compile` adds the node path
+with the transformer blocks compiled (`fin3r_lib.models.compile`, inductor; the first step compiles and
+is not timed) against the eager node path.
 """
 
 from __future__ import annotations
@@ -55,12 +57,27 @@ def compare_paths(args: argparse.Namespace) -> None:
     image = model.prepare_frame(rgb)[0][None]  # on the model's grid, as the node feeds it
     base_t, base = step_seconds(model, image, None, args.repeats)
     node_t, node = step_seconds(model, image, ("depth", "camera"), args.repeats)
+    fp32 = model.autocast_dtype
     model.autocast_dtype = torch.bfloat16
     bf16_t, bf16 = step_seconds(model, image, None, args.repeats)
-    for name, t, out in (("node heads", node_t, node), ("bf16 autocast", bf16_t, bf16)):
-        diff = max(float((out[k] - base[k]).abs().max()) for k in out)
-        ms, base_ms = t * 1e3, base_t * 1e3
-        print(f"{name:14s}: {ms:9.1f} ms vs full fp32 {base_ms:9.1f} ms, ratio {t / base_t:.3f}, max diff {diff:.3g}")
+    model.autocast_dtype = fp32
+    rows = [
+        ("node heads", node_t, node, base_t, base, "full fp32"),
+        ("bf16 autocast", bf16_t, bf16, base_t, base, "full fp32"),
+    ]
+    if args.compile:
+        from fin3r_lib.models.compile import compile_blocks
+
+        compile_blocks(model)
+        step_seconds(model, image, ("depth", "camera"), 1)  # compiles
+        compiled_t, compiled = step_seconds(model, image, ("depth", "camera"), args.repeats)
+        rows.append(("compiled node", compiled_t, compiled, node_t, node, "eager node"))
+    for name, t, out, ref_t, ref, ref_name in rows:
+        diff = max(float((out[k] - ref[k]).abs().max()) for k in out)
+        print(
+            f"{name:14s}: {t * 1e3:9.1f} ms vs {ref_name} {ref_t * 1e3:9.1f} ms, "
+            f"ratio {t / ref_t:.3f}, max diff {diff:.3g}"
+        )
 
 
 def main() -> None:
@@ -73,6 +90,7 @@ def main() -> None:
     parser.add_argument("--paths", action="store_true", help="compare step paths instead (module docstring)")
     parser.add_argument("--model", default="cut3r-tiny", help="with --paths: the variant (random weights)")
     parser.add_argument("--repeats", type=int, default=5, help="with --paths: steps per median")
+    parser.add_argument("--compile", action="store_true", help="with --paths: also the compiled node path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.paths:

@@ -18,6 +18,8 @@ only the head layers to keeping all layers (target <= 0.5x at 8 frames for 24 la
 new frame, `--context`) through `predict`: the session's heads (depth, camera) against all heads, and
 with a warm encoder-token cache (only the new frame encoded) against re-encoding the context. Prints
 median times, the ratios and the outputs' max absolute difference (0 where nothing changed).
+`--paths M --compile` adds the depth+camera step with the transformer blocks compiled
+(`fin3r_lib.models.compile`, inductor; one untimed step compiles) against the eager one.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _median_s(fn, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def paths(name: str, context: int, repeats: int, device: str) -> None:
+def paths(name: str, context: int, repeats: int, device: str, compiled: bool = False) -> None:
     """Session-step time: heads subset vs all heads, warm encoder-token cache vs none (same process)."""
     import numpy as np
 
@@ -132,6 +134,19 @@ def paths(name: str, context: int, repeats: int, device: str) -> None:
         f"  depth+camera, token cache   {t_cached:8.3f} s  ratio vs no cache {t_cached / t_base:.2f}x, "
         f"vs all heads {t_cached / t_all:.2f}x, depth/pose max diff {diff_cache:.3g}"
     )
+    if compiled:
+        from fin3r_lib.models.compile import compile_blocks
+
+        compile_blocks(model)
+        step(None)  # compiles
+        t_compiled, out = timed(False, SESSION_HEADS)
+        diff = max(
+            float(np.abs(out.depth - base.depth).max()), float(np.abs(out.cam_to_world - base.cam_to_world).max())
+        )
+        print(
+            f"  depth+camera, compiled      {t_compiled:8.3f} s  ratio vs eager {t_compiled / t_base:.2f}x, "
+            f"depth/pose max diff {diff:.3g}"
+        )
 
 
 def run(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
@@ -153,10 +168,11 @@ def main() -> None:
     parser.add_argument("--paths", help="compare session-step paths of this model in one process (see above)")
     parser.add_argument("--context", type=int, default=8, help="context keyframes for --paths")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats for --paths")
+    parser.add_argument("--compile", action="store_true", help="--paths: also the compiled depth+camera step")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.paths:
-        paths(args.paths, args.context, args.repeats, args.device)
+        paths(args.paths, args.context, args.repeats, args.device, args.compile)
         return
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk)))
