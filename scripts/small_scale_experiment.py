@@ -1,6 +1,6 @@
 """Fin3R's effect at small scale, on the shared 7-Scenes frames, on a CPU in a few minutes (not a CI test).
 
-1. Base: vggt-tiny from random weights (seed 0), every tensor trained (`trainable: all`, allowed for
+1. Base: vggt-tiny from random weights (`--seed`, default 0), every tensor trained (`trainable: all`, allowed for
    this script only: it stands in for the backbone's original pre-training) on the last frames of
    the sequence (`--base-first`..), with ground-truth supervision on windows of views: depth
    (distillation loss against the sensor depth), point maps (the replay loss) and cameras (an L1 loss
@@ -41,7 +41,7 @@ from fin3r_lib.training.losses import distillation_loss, point_scale, replay_los
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "7scenes-redkitchen-150-199"
-MODEL, SEED = "vggt-tiny", 0
+MODEL = "vggt-tiny"
 # rows of the printed table: (section, key in fin3r evaluate's results, label, better when)
 TABLE = (
     ("monocular", "abs_rel", "depth AbsRel (median-aligned)", "lower"),
@@ -98,13 +98,15 @@ def camera_loss(pose_enc: torch.Tensor, points: torch.Tensor, target: dict[str, 
     return (t_pred - t_true).abs().sum(-1).mean() + q_err.mean() + (pose_enc[:, 7:] - true[:, 7:]).abs().sum(-1).mean()
 
 
-def train_base(frames: list[Frame], steps: int, views: int, lr: float) -> tuple[ReconstructionModel, list[float]]:
-    """vggt-tiny from seed-0 random weights, every tensor trained on windows of `frames`; losses per step."""
-    model = load_model(ModelOptions(MODEL, "none", device="cpu", seed=SEED))
+def train_base(
+    frames: list[Frame], steps: int, views: int, lr: float, seed: int
+) -> tuple[ReconstructionModel, list[float]]:
+    """vggt-tiny from random weights of `seed`, every tensor trained on windows of `frames`; losses per step."""
+    model = load_model(ModelOptions(MODEL, "none", device="cpu", seed=seed))
     model.requires_grad_(True)
     model.eval()  # no dropout anywhere, as in the Fin3R trainer
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     targets = {}
     losses = []
     for step in range(steps):
@@ -162,14 +164,15 @@ def main() -> int:
     parser.add_argument("--views", type=int, default=3, help="views per base pre-training window")
     parser.add_argument("--tune-steps", type=int, default=100)
     parser.add_argument("--window", type=int, default=5, help="views per multi-view evaluation window")
+    parser.add_argument("--seed", type=int, default=0, help="base weights, window draws and Fin3R training")
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} exists: give a new --out")
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     frames = list(open_sequence(args.data))
     base_frames = frames[args.base_first :]
     start = time.perf_counter()
-    model, losses = train_base(base_frames, args.base_steps, args.views, args.base_lr)
+    model, losses = train_base(base_frames, args.base_steps, args.views, args.base_lr, args.seed)
     args.out.mkdir(parents=True)
     base = args.out / "base.safetensors"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(base))
@@ -183,7 +186,7 @@ def main() -> int:
     labels, train = args.out / "labels", args.out / "train"
     fin3r("label", str(args.data), "--out", str(labels), "--quiet")
     fin3r(
-        "train", str(REPO / "training" / "configs" / "tiny-cpu.yaml"), f"checkpoint={base}", f"seed={SEED}",
+        "train", str(REPO / "training" / "configs" / "tiny-cpu.yaml"), f"checkpoint={base}", f"seed={args.seed}",
         f"single_view.0.path={args.data}", f"single_view.0.labels={labels}",
         f"single_view.0.first={args.tune_first}", f"single_view.0.count={args.tune_count}",
         f"replay.0.path={args.data}", f"replay.0.first={args.base_first}", "val_frames=3", "val_every=0",
