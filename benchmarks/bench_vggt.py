@@ -5,7 +5,7 @@ the model with random weights, runs a tiny warm-up forward (kernels, thread pool
 forward whose peak memory above what the process held before it is reported (CPU: peak RSS
 high-water mark minus RSS before; CUDA: peak allocated minus allocated before). Configurations:
 
-- `vggt-tiny` (4 decoder layers, all read by the heads): frames 1/2/4/8 at 518x392;
+- `vggt-tiny` (4 decoder layers, all read by the heads): frames 1/2/4/8 at 518x392 (`--size H W` for another);
 - `tiny-24`: tiny widths with the release's 24 decoder layers and head layers 4/11/17/23, the
   setting where keeping only the head layers matters (same frames);
 - `vggt-1b`: the release architecture in fp32, 1-2 frames (needs ~5 GB for the weights; `--no-full`
@@ -52,7 +52,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
+def child(name: str, frames: int, keep: str, device: str, chunk: int | None, size: tuple[int, int]) -> dict:
     """One measurement in this process: time and peak memory of one forward after a tiny warm-up."""
     torch.manual_seed(0)
     model = _build(name).to(device)
@@ -60,7 +60,7 @@ def child(name: str, frames: int, keep: str, device: str, chunk: int | None) -> 
         model.keep_layers = None
     if chunk is not None:
         model.frames_chunk_size = chunk
-    images = torch.rand(1, frames, 3, HEIGHT, WIDTH, device=device)
+    images = torch.rand(1, frames, 3, *size, device=device)
     cuda = device.startswith("cuda")
     with torch.inference_mode():
         model(images[:, :1, :, :28, :28])  # warm-up: loads kernels and thread pools, small high-water mark
@@ -91,7 +91,7 @@ def _median_s(fn, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def paths(name: str, context: int, repeats: int, device: str, compiled: bool = False) -> None:
+def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, int], compiled: bool = False) -> None:
     """Session-step time: heads subset vs all heads, warm encoder-token cache vs none (same process)."""
     import numpy as np
 
@@ -101,7 +101,7 @@ def paths(name: str, context: int, repeats: int, device: str, compiled: bool = F
     torch.manual_seed(0)
     model = _build(name).to(device)
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(context + 2)]
+    images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(context + 2)]
     window = images[1:]  # the context slid by one: frames 1..context cached, the last one new
     model.predict(images[:1], heads=SESSION_HEADS)  # warm-up
 
@@ -124,7 +124,7 @@ def paths(name: str, context: int, repeats: int, device: str, compiled: bool = F
     diff_cache = max(
         float(np.abs(cached.depth - base.depth).max()), float(np.abs(cached.cam_to_world - base.cam_to_world).max())
     )
-    print(f"{name}: {context} context keyframes + 1 new frame, {HEIGHT}x{WIDTH}, median of {repeats}, {device}")
+    print(f"{name}: {context} context keyframes + 1 new frame, {size[0]}x{size[1]}, median of {repeats}, {device}")
     print(f"  all heads                   {t_all:8.3f} s")
     print(
         f"  depth+camera                {t_base:8.3f} s  ratio vs all heads {t_base / t_all:.2f}x, "
@@ -149,8 +149,8 @@ def paths(name: str, context: int, repeats: int, device: str, compiled: bool = F
         )
 
 
-def run(name: str, frames: int, keep: str, device: str, chunk: int | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device]
+def run(name: str, frames: int, keep: str, device: str, chunk: int | None, size: tuple[int, int]) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device, "--size", *map(str, size)]
     if chunk is not None:
         cmd += ["--chunk", str(chunk)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -169,13 +169,17 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=8, help="context keyframes for --paths")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats for --paths")
     parser.add_argument("--compile", action="store_true", help="--paths: also the compiled depth+camera step")
+    parser.add_argument(
+        "--size", type=int, nargs=2, default=(HEIGHT, WIDTH), metavar=("H", "W"), help="image size (multiples of 14)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    size = (args.size[0], args.size[1])
     if args.paths:
-        paths(args.paths, args.context, args.repeats, args.device, args.compile)
+        paths(args.paths, args.context, args.repeats, args.device, size, args.compile)
         return
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk, size)))
         return
     plan = [("vggt-tiny", args.frames), ("tiny-24", args.frames)]
     if not args.no_full:
@@ -183,11 +187,12 @@ def main() -> None:
     if args.only:
         plan = [p for p in plan if p[0] in args.only]
     chunk = args.chunk or "config default"
-    print(f"device {args.device}, images {HEIGHT}x{WIDTH}, head chunk {chunk}, torch threads {torch.get_num_threads()}")
+    threads = torch.get_num_threads()
+    print(f"device {args.device}, images {size[0]}x{size[1]}, head chunk {chunk}, torch threads {threads}")
     print(f"{'model':>10} {'frames':>6} {'layers kept':>11} {'time s':>8} {'peak MB':>9}")
     for name, frame_counts in plan:
         for frames in frame_counts:
-            res = {keep: run(name, frames, keep, args.device, args.chunk) for keep in ("heads", "all")}
+            res = {keep: run(name, frames, keep, args.device, args.chunk, size) for keep in ("heads", "all")}
             for keep, r in res.items():
                 print(f"{name:>10} {frames:>6} {keep:>11} {r['time_s']:>8.3f} {r['peak_bytes'] / 2**20:>9.1f}")
             ratio = res["heads"]["peak_bytes"] / max(res["all"]["peak_bytes"], 1)
