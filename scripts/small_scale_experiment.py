@@ -165,6 +165,9 @@ def main() -> int:
     parser.add_argument("--tune-steps", type=int, default=100)
     parser.add_argument("--window", type=int, default=5, help="views per multi-view evaluation window")
     parser.add_argument("--seed", type=int, default=0, help="base weights, window draws and Fin3R training")
+    parser.add_argument(
+        "--replay-fraction", type=float, default=0.1, help="share of replay batches in the Fin3R run (recipe: 0.1)"
+    )
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} exists: give a new --out")
@@ -189,7 +192,8 @@ def main() -> int:
         "train", str(REPO / "training" / "configs" / "tiny-cpu.yaml"), f"checkpoint={base}", f"seed={args.seed}",
         f"single_view.0.path={args.data}", f"single_view.0.labels={labels}",
         f"single_view.0.first={args.tune_first}", f"single_view.0.count={args.tune_count}",
-        f"replay.0.path={args.data}", f"replay.0.first={args.base_first}", "val_frames=3", "val_every=0",
+        f"replay.0.path={args.data}", f"replay.0.first={args.base_first}", f"replay_fraction={args.replay_fraction}",
+        "val_frames=3", "val_every=0",
         f"steps={args.tune_steps}", f"out={train}", "--quiet",
     )  # fmt: skip
     adapter = train / "adapter-last.safetensors"
