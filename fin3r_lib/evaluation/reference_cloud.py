@@ -39,8 +39,8 @@ def gt_world_points(frame: Frame, max_depth: float | None = None) -> np.ndarray:
 class ReferenceCloud:
     """A GT cloud fused frame by frame (`add`), read with `points()`.
 
-    Frames are buffered and merged into the voxel map `flush_points` points at a time: each merge sorts
-    the whole map, so merging every frame would cost O(frames x map size). The centroids are the same
+    Frames are buffered and merged into the voxel map `flush_points` points at a time: each merge that
+    brings new voxels copies the map's key index, so merging every frame would cost O(frames x map size). The centroids are the same
     bit for bit (per voxel the points are summed in the same order either way).
     """
 
