@@ -40,8 +40,8 @@ class ReferenceCloud:
     """A GT cloud fused frame by frame (`add`), read with `points()`.
 
     Frames are buffered and merged into the voxel map `flush_points` points at a time: each merge that
-    brings new voxels copies the map's key index, so merging every frame would cost O(frames x map size). The centroids are the same
-    bit for bit (per voxel the points are summed in the same order either way).
+    brings new voxels copies the map's key index, so merging every frame would cost O(frames x map size).
+    The centroids are the same bit for bit (per voxel the points are summed in the same order either way).
     """
 
     def __init__(
