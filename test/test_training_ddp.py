@@ -3,7 +3,7 @@
 
 Real 7-Scenes frames with sensor labels, vggt-tiny, replay windows, gradient accumulation and
 augmentation: the two-process adapter must equal the one-process adapter within fp32 tolerance (each
-rank sees half of every micro-batch, so without DDP's gradient averaging they differ by about 1e-2),
+rank sees half of every micro-batch, so without DDP's gradient averaging they differ by about 1.5e-2),
 the logged losses must be the global ones, and only rank 0 may write.
 """
 
@@ -86,10 +86,14 @@ def test_two_processes_train_as_one(seven_scenes_dir: Path, labels: Path, tmp_pa
     want = load_file(tmp_path / "one" / "adapter-last.safetensors")
     got = load_file(tmp_path / "two" / "adapter-last.safetensors")
     assert got.keys() == want.keys() and len(want) == 4
-    moved = max(float(want[k].abs().max()) for k in want)
-    assert moved > 1e-2  # the adapter trained (LoRA B starts at 0)
+    moved = max(float(want[k].abs().max()) for k in want if "lora_B" in k)
+    assert moved > 1e-3  # the adapter trained: LoRA B starts at 0 (it reaches about 9e-3)
+    # Summing the batch in one process or in two halves rounds differently (fp32), and Adam divides each
+    # element's step by its gradient's RMS, so elements whose gradients are tiny carry that rounding into
+    # their steps: 2e-8 to 3.4e-6 apart on the machines measured. Without DDP's averaging the adapters
+    # differ by about 1.5e-2, so 2e-5 still tells the two apart by about 750x.
     for key in want:
-        torch.testing.assert_close(got[key], want[key], atol=1e-6, rtol=1e-5, msg=key)
+        torch.testing.assert_close(got[key], want[key], atol=2e-5, rtol=1e-5, msg=key)
 
     logs = [
         [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()] for run in ("one", "two")
