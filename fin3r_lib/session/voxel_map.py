@@ -24,7 +24,8 @@ class VoxelMap:
     when voxels come or go; the sums are not re-sorted (the earlier whole-map sort made each insert
     grow with the map). `cloud()` and `state_dict()` give the voxels in key order: they gather the
     sums into slots 0..N-1 in key order (one pass, into a second set of arrays kept for the next time).
-    Sums accumulate one point at a time in point order: (old + p1) + p2 + ...
+    Sums accumulate one point at a time in point order: (old + p1) + p2 + ... Not thread-safe, reads
+    included (`cloud()` moves voxels): callers serialize every call, as the node does with its runner lock.
     """
 
     def __init__(self, voxel_size: float, max_points: int) -> None:
