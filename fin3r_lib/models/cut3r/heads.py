@@ -116,8 +116,11 @@ class DPTHead(nn.Module):
 
     def forward(self, layers: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         nh, nw = size[0] // self.patch_size, size[1] // self.patch_size
+        # [B, N, C] -> [B, C, nh, nw] as a channels-last view (the reference's rearrange gives the same
+        # strides): oneDNN then runs every convolution of the head channels-last, with outputs identical
+        # to the reference's; transpose + reshape gave strides no format matched, so NCHW kernels ran
         maps = [
-            act(tok.transpose(1, 2).reshape(tok.shape[0], tok.shape[2], nh, nw))
+            act(tok.reshape(tok.shape[0], nh, nw, tok.shape[2]).permute(0, 3, 1, 2))
             for act, tok in zip(self.act_postprocess, layers, strict=True)
         ]
         return self.head(self.scratch(maps))
