@@ -10,7 +10,8 @@ import pytest
 from bag_fixtures import PERIOD_NS, T0_NS, CameraSpec, rigid, write_bag
 
 from fin3r_lib.cli.main import main
-from fin3r_lib.data.dataset import MANIFEST, SUMMARY, DatasetError, FrameDataset, FrameDatasetWriter
+from fin3r_lib.data import dataset as dataset_module
+from fin3r_lib.data.dataset import MANIFEST, SUMMARY, DatasetError, FrameDataset, FrameDatasetWriter, write_atomic
 from fin3r_lib.data.extract import ExtractOptions, extract_frames
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.data.selection import FrameSelector, SelectionConfig
@@ -166,3 +167,21 @@ def test_cli_missing_topic_names_the_image_topics_present(tmp_path, bag, capsys)
     err = capsys.readouterr().err
     assert "fin3r extract: error: image topic(s) ['/front/image_raw'] not in" in err
     assert "image topics present: ['/cam/image_raw']" in err
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, OSError])
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch, interruption):
+    """Ctrl-C (the CLI's SIGTERM handler raises the same way) or a disk error while a file is written: the
+    file keeps its old bytes and no `.NAME.part` is left in the folder (a real interrupt of `fin3r extract`
+    once left one beside the images, which the manifest does not list)."""
+    path = tmp_path / "frame.png"
+    path.write_bytes(b"old")
+
+    def interrupted_fsync(fd: int) -> None:
+        raise interruption("interrupted while writing")
+
+    monkeypatch.setattr(dataset_module.os, "fsync", interrupted_fsync)
+    with pytest.raises(interruption):
+        write_atomic(path, b"new bytes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]
+    assert path.read_bytes() == b"old"

@@ -43,13 +43,18 @@ class DatasetError(InputError):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename: readers never see half a file."""
+    """Write `data` to `path` through a temporary file and a rename: readers never see half a file, and an
+    error or interruption (Ctrl-C, SIGTERM) during the write leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}{_PART}")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _json_bytes(obj) -> bytes:
