@@ -26,7 +26,7 @@ from bench_session import synthetic_frames
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import load_model
-from fin3r_lib.output_folder import DEPTH_RESCALE_TOLERANCE, OutputFolder
+from fin3r_lib.output_folder import OutputFolder
 from fin3r_lib.runner import Runner, RunnerOptions
 from fin3r_lib.session import SessionConfig
 from fin3r_lib.session.scale import ScaleConfig
@@ -47,12 +47,12 @@ class TimedOutputFolder(OutputFolder):
         super().on_frame(frame, result)
         self.write_s += time.perf_counter() - start
 
-    def _rescale_epoch(self) -> None:
-        scales = self._scales[self._epoch_start :]
-        self.rescaled_frames += sum(abs(scales[-1] / s - 1.0) > DEPTH_RESCALE_TOLERANCE for s in scales)
+    def _rescale_epoch(self) -> int:
         start = time.perf_counter()
-        super()._rescale_epoch()
+        rewritten = super()._rescale_epoch()
         self.rescale_s += time.perf_counter() - start
+        self.rescaled_frames += rewritten
+        return rewritten
 
 
 def frames_with_depth(count: int, size: tuple[int, int]):

@@ -193,24 +193,28 @@ class OutputFolder:
         self._scales.append(1.0 if result.metric_scale is None else float(result.metric_scale))
         self._size = f.size
 
-    def _rescale_epoch(self) -> None:
-        """Bring the frames since the last reset to the scale the latest of them was written with."""
+    def _rescale_epoch(self) -> int:
+        """Bring the frames since the last reset to the scale the latest of them was written with; returns
+        how many depth files were rewritten."""
         frames = range(self._epoch_start, len(self._names))
         if not frames:
-            return
+            return 0
         target = self._scales[-1]
         changed = [i for i in frames if self._scales[i] != target]
+        rewritten = 0
         for i in changed:
             ratio = target / self._scales[i]
             self._poses[i][:3, 3] *= ratio
             if abs(ratio - 1.0) > DEPTH_RESCALE_TOLERANCE:
                 depth_dir = self.out / "depth"
                 write_depth(depth_dir, self._names[i], np.load(depth_dir / f"{self._names[i]}.npy") * ratio)
+                rewritten += 1
             self._scales[i] = target
         if changed:
             lines = (self.out / TRAJECTORY_FILE).read_text().splitlines()[1:]
             rows = [tum_line(line.split()[0], pose) for line, pose in zip(lines, self._poses, strict=True)]
             _write_text(self.out / TRAJECTORY_FILE, "\n".join([TUM_HEADER, *rows]) + "\n")
+        return rewritten
 
     def on_skip(self, source: str, reason: str) -> None:
         """Nothing to write now: `summary.json` lists every skipped input (the runner keeps them)."""
