@@ -140,7 +140,10 @@ class DPTHead(nn.Module):
             x = tokens[layer][:, start:end, patch_start_idx:]
             b, s = x.shape[:2]
             x = self.norm(x.reshape(b * s, -1, x.shape[-1]))
-            x = x.permute(0, 2, 1).reshape(b * s, -1, ph, pw)
+            # [N, P, C] -> [N, C, ph, pw] as a channels-last view: oneDNN then runs every convolution of the
+            # head channels-last at any frame count; permute + reshape gave a batch stride of C for one
+            # frame, no format matched and the whole head ran NCHW (a chunk of 1 frame, a 1-frame call)
+            x = x.reshape(b * s, ph, pw, x.shape[-1]).permute(0, 3, 1, 2)
             x = self.projects[level](x)
             x = add_uv_embedding_(x, image_hw)
             pyramid.append(self.resize_layers[level](x))
