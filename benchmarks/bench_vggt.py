@@ -1,22 +1,26 @@
-"""VGGT inference time and peak memory, keeping only the decoder layers the heads read vs all layers.
+"""VGGT inference time and peak memory of the node's path and the evaluation's against the full-output path.
 
-Each measurement runs in a fresh child process (so peaks do not mask each other): the child builds
-the model with random weights, runs a tiny warm-up forward (kernels, thread pools), then one timed
-forward whose peak memory above what the process held before it is reported (CPU: peak RSS
-high-water mark minus RSS before; CUDA: peak allocated minus allocated before). Configurations:
+Each configuration runs in a fresh child process (`child_measure`: peaks cannot mask each other):
+the child builds the model with random weights, runs a tiny warm-up forward (kernels, thread pools),
+then one timed forward whose peak memory above what the process held before it is reported, and
+saves its outputs. Configurations, each against `full` in the same run:
 
-- `vggt-tiny` (4 decoder layers, all read by the heads): frames 1/2/4/8 at 518x392 (`--size H W` for another);
-- `tiny-24`: tiny widths with the release's 24 decoder layers and head layers 4/11/17/23, the
-  setting where keeping only the head layers matters (same frames);
-- `vggt-1b`: the release architecture in fp32, 1-2 frames (needs ~5 GB for the weights; `--no-full`
-  skips it).
+- `full`: all heads (depth, camera, points), every decoder layer kept: the previous full-output path;
+- `eval`: all heads, only the decoder layers the heads read kept (evaluation, trainer);
+- `node`: the session's heads (depth, camera), only the head layers kept (the node, `fin3r reconstruct`).
 
-Prints one row per run and, per configuration and frame count, the ratio of peak memory keeping
-only the head layers to keeping all layers (target <= 0.5x at 8 frames for 24 layers).
+Models: `vggt-tiny` (4 decoder layers, all read by the heads) and `tiny-24` (tiny widths with the
+release's 24 decoder layers and head layers 4/11/17/23, where keeping only the head layers matters)
+at frames 1/2/4/8; `vggt-1b`, the release architecture in fp32, at frames 1 and 8 (~5 GB for the
+weights; `--no-full` skips it). Images 392x518 (`--size H W` for another). Prints one row per
+configuration with its time and memory ratios against `full` and the max absolute difference of the
+outputs both produce (0 where nothing changed numerically). Targets: eval/full memory <= 0.5x at 8
+frames with 24 layers; node/full <= 0.8x time and memory for vggt-1b at 1 and 8 frames.
 
 `--paths` instead compares, in this one process, a windowed session step (8 context keyframes + the
-new frame, `--context`) through `predict`: the session's heads (depth, camera) against all heads, and
-with a warm encoder-token cache (only the new frame encoded) against re-encoding the context. Prints
+new frame, `--context`) through `predict`, after one untimed all-heads step of the same size: the
+session's heads (depth, camera) against all heads, and with a warm encoder-token cache (only the new
+frame encoded) against re-encoding the context. Prints
 median times, the ratios and the outputs' max absolute difference (0 where nothing changed).
 `--paths M --compile` adds the depth+camera step with the transformer blocks compiled
 (`fin3r_lib.models.compile`, inductor; one untimed step compiles) against the eager one.
@@ -27,14 +31,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
-import subprocess
-import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from child_measure import max_diff, measure, ratios, run_child, save_outputs
 
 HEIGHT, WIDTH = 392, 518
+#: configuration -> (heads, keep only the head layers)
+CONFIGS: dict[str, tuple[tuple[str, ...] | None, bool]] = {
+    "full": (None, False),
+    "eval": (None, True),
+    "node": (("depth", "camera"), True),
+}
 
 
 def _build(name: str):
@@ -47,39 +57,23 @@ def _build(name: str):
     return build_model(name)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def child(name: str, frames: int, keep: str, device: str, chunk: int | None, size: tuple[int, int]) -> dict:
+def child(
+    name: str, frames: int, config: str, device: str, chunk: int | None, size: tuple[int, int], out_path: str
+) -> dict:
     """One measurement in this process: time and peak memory of one forward after a tiny warm-up."""
+    heads, keep_head_layers = CONFIGS[config]
     torch.manual_seed(0)
     model = _build(name).to(device)
-    if keep == "all":
+    if not keep_head_layers:
         model.keep_layers = None
     if chunk is not None:
         model.frames_chunk_size = chunk
     images = torch.rand(1, frames, 3, *size, device=device)
-    cuda = device.startswith("cuda")
     with torch.inference_mode():
-        model(images[:, :1, :, :28, :28])  # warm-up: loads kernels and thread pools, small high-water mark
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            base = _rss_bytes()
-        start = time.perf_counter()
-        model(images)
-        if cuda:
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
-        if cuda:
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"model": name, "frames": frames, "keep": keep, "time_s": elapsed, "peak_bytes": peak}
+        model(images[:, :1, :, :28, :28], heads=heads)  # warm-up: kernels and thread pools, small high-water mark
+        elapsed, peak, out = measure(lambda: model(images, heads=heads), device)
+    save_outputs(out_path, out)
+    return {"time_s": elapsed, "peak_bytes": peak}
 
 
 def _median_s(fn, repeats: int) -> float:
@@ -103,7 +97,7 @@ def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, i
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(context + 2)]
     window = images[1:]  # the context slid by one: frames 1..context cached, the last one new
-    model.predict(images[:1], heads=SESSION_HEADS)  # warm-up
+    model.predict(window, heads=None)  # warm-up at the window's size: the first timed step pays no first-call costs
 
     def step(cache: EncoderTokenCache | None, heads=SESSION_HEADS):
         if cache is not None:  # the previous step's window, as the session leaves the cache
@@ -149,22 +143,21 @@ def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, i
         )
 
 
-def run(name: str, frames: int, keep: str, device: str, chunk: int | None, size: tuple[int, int]) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, str(frames), keep, "--device", device, "--size", *map(str, size)]
-    if chunk is not None:
-        cmd += ["--chunk", str(chunk)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run(name: str, frames: int, config: str, args: argparse.Namespace, size: tuple[int, int], out: Path) -> dict:
+    child_args = ["--child", name, str(frames), config, str(out), "--device", args.device, "--size", *map(str, size)]
+    if args.chunk is not None:
+        child_args += ["--chunk", str(args.chunk)]
+    return run_child(__file__, child_args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--frames", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--full-frames", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--full-frames", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--no-full", action="store_true", help="skip the full vggt-1b configuration")
     parser.add_argument("--chunk", type=int, help="frames per DPT-head chunk (default: the config's)")
-    parser.add_argument("--only", nargs="+", help="run only these configurations")
+    parser.add_argument("--only", nargs="+", help="run only these models")
     parser.add_argument("--paths", help="compare session-step paths of this model in one process (see above)")
     parser.add_argument("--context", type=int, default=8, help="context keyframes for --paths")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats for --paths")
@@ -172,14 +165,15 @@ def main() -> None:
     parser.add_argument(
         "--size", type=int, nargs=2, default=(HEIGHT, WIDTH), metavar=("H", "W"), help="image size (multiples of 14)"
     )
-    parser.add_argument("--child", nargs=3, metavar=("MODEL", "FRAMES", "KEEP"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("MODEL", "FRAMES", "CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = (args.size[0], args.size[1])
     if args.paths:
         paths(args.paths, args.context, args.repeats, args.device, size, args.compile)
         return
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.child[2], args.device, args.chunk, size)))
+        name, frames, config, out = args.child
+        print(json.dumps(child(name, int(frames), config, args.device, args.chunk, size, out)))
         return
     plan = [("vggt-tiny", args.frames), ("tiny-24", args.frames)]
     if not args.no_full:
@@ -189,15 +183,19 @@ def main() -> None:
     chunk = args.chunk or "config default"
     threads = torch.get_num_threads()
     print(f"device {args.device}, images {size[0]}x{size[1]}, head chunk {chunk}, torch threads {threads}")
-    print(f"{'model':>10} {'frames':>6} {'layers kept':>11} {'time s':>8} {'peak MB':>9}")
-    for name, frame_counts in plan:
-        for frames in frame_counts:
-            res = {keep: run(name, frames, keep, args.device, args.chunk, size) for keep in ("heads", "all")}
-            for keep, r in res.items():
-                print(f"{name:>10} {frames:>6} {keep:>11} {r['time_s']:>8.3f} {r['peak_bytes'] / 2**20:>9.1f}")
-            ratio = res["heads"]["peak_bytes"] / max(res["all"]["peak_bytes"], 1)
-            speed = res["all"]["time_s"] / res["heads"]["time_s"]
-            print(f"{name:>10} {frames:>6} peak memory heads/all = {ratio:.2f}x, time all/heads = {speed:.2f}x")
+    header = f"{'time s':>8} {'peak MB':>9} {'time/full':>9} {'mem/full':>8}  max diff"
+    print(f"{'model':>10} {'frames':>6} {'config':>6} {header}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frame_counts in plan:
+            for frames in frame_counts:
+                outs = {c: Path(tmp) / f"{name}-{frames}-{c}.npz" for c in CONFIGS}
+                res = {c: run(name, frames, c, args, size, outs[c]) for c in CONFIGS}
+                for c, r in res.items():
+                    time_ratio, memory_ratio = ratios(r, res["full"])
+                    print(
+                        f"{name:>10} {frames:>6} {c:>6} {r['time_s']:>8.3f} {r['peak_bytes'] / 2**20:>9.1f} "
+                        f"{time_ratio:>9.3f} {memory_ratio:>8.3f}  {max_diff(outs[c], outs['full']):.3g}"
+                    )
 
 
 if __name__ == "__main__":
