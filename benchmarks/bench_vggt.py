@@ -2,8 +2,8 @@
 
 Each configuration runs in a fresh child process (`child_measure`: peaks cannot mask each other):
 the child builds the model with random weights, runs a tiny warm-up forward (kernels, thread pools),
-then one timed forward whose peak memory above what the process held before it is reported, and
-saves its outputs. Configurations, each against `full` in the same run:
+then `--repeats` timed forwards (default 1) whose median time and largest peak memory above what the
+process held before are reported, and saves its outputs. Configurations, each against `full` in the same run:
 
 - `full`: all heads (depth, camera, points), every decoder layer kept: the previous full-output path;
 - `eval`: all heads, only the decoder layers the heads read kept (evaluation, trainer);
@@ -20,8 +20,8 @@ frames with 24 layers; node/full <= 0.8x time and memory for vggt-1b at 1 and 8 
 `--paths` instead compares, in this one process, a windowed session step (8 context keyframes + the
 new frame, `--context`) through `predict`, after one untimed all-heads step of the same size: the
 session's heads (depth, camera) against all heads, and with a warm encoder-token cache (only the new
-frame encoded) against re-encoding the context. Prints
-median times, the ratios and the outputs' max absolute difference (0 where nothing changed).
+frame encoded) against re-encoding the context. Prints median times, the ratios and the outputs' max
+absolute difference (0 where nothing changed).
 `--paths M --compile` adds the depth+camera step with the transformer blocks compiled
 (`fin3r_lib.models.compile`, inductor; one untimed step compiles) against the eager one.
 """
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from child_measure import max_diff, measure, ratios, run_child, save_outputs
+from child_measure import max_diff, measure_repeated, ratios, run_child, save_outputs
 
 HEIGHT, WIDTH = 392, 518
 #: configuration -> (heads, keep only the head layers)
@@ -57,32 +57,21 @@ def _build(name: str):
     return build_model(name)
 
 
-def child(
-    name: str, frames: int, config: str, device: str, chunk: int | None, size: tuple[int, int], out_path: str
-) -> dict:
-    """One measurement in this process: time and peak memory of one forward after a tiny warm-up."""
+def child(name: str, frames: int, config: str, args: argparse.Namespace, size: tuple[int, int], out_path: str) -> dict:
+    """One configuration in this process: median time and largest peak memory of `--repeats` forwards."""
     heads, keep_head_layers = CONFIGS[config]
     torch.manual_seed(0)
-    model = _build(name).to(device)
+    model = _build(name).to(args.device)
     if not keep_head_layers:
         model.keep_layers = None
-    if chunk is not None:
-        model.frames_chunk_size = chunk
-    images = torch.rand(1, frames, 3, *size, device=device)
+    if args.chunk is not None:
+        model.frames_chunk_size = args.chunk
+    images = torch.rand(1, frames, 3, *size, device=args.device)
     with torch.inference_mode():
         model(images[:, :1, :, :28, :28], heads=heads)  # warm-up: kernels and thread pools, small high-water mark
-        elapsed, peak, out = measure(lambda: model(images, heads=heads), device)
+        elapsed, peak, out = measure_repeated(lambda: model(images, heads=heads), args.device, args.repeats or 1)
     save_outputs(out_path, out)
     return {"time_s": elapsed, "peak_bytes": peak}
-
-
-def _median_s(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, int], compiled: bool = False) -> None:
@@ -145,6 +134,7 @@ def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, i
 
 def run(name: str, frames: int, config: str, args: argparse.Namespace, size: tuple[int, int], out: Path) -> dict:
     child_args = ["--child", name, str(frames), config, str(out), "--device", args.device, "--size", *map(str, size)]
+    child_args += ["--repeats", str(args.repeats or 1)]
     if args.chunk is not None:
         child_args += ["--chunk", str(args.chunk)]
     return run_child(__file__, child_args)
@@ -160,7 +150,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="run only these models")
     parser.add_argument("--paths", help="compare session-step paths of this model in one process (see above)")
     parser.add_argument("--context", type=int, default=8, help="context keyframes for --paths")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats for --paths")
+    parser.add_argument(
+        "--repeats", type=int, help="timed repeats: median time, largest peak (default 3 with --paths, else 1)"
+    )
     parser.add_argument("--compile", action="store_true", help="--paths: also the compiled depth+camera step")
     parser.add_argument(
         "--size", type=int, nargs=2, default=(HEIGHT, WIDTH), metavar=("H", "W"), help="image size (multiples of 14)"
@@ -169,11 +161,11 @@ def main() -> None:
     args = parser.parse_args()
     size = (args.size[0], args.size[1])
     if args.paths:
-        paths(args.paths, args.context, args.repeats, args.device, size, args.compile)
+        paths(args.paths, args.context, args.repeats or 3, args.device, size, args.compile)
         return
     if args.child:
         name, frames, config, out = args.child
-        print(json.dumps(child(name, int(frames), config, args.device, args.chunk, size, out)))
+        print(json.dumps(child(name, int(frames), config, args, size, out)))
         return
     plan = [("vggt-tiny", args.frames), ("tiny-24", args.frames)]
     if not args.no_full:
