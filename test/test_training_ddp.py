@@ -10,6 +10,8 @@ the logged losses must be the global ones, and only rank 0 may write.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,10 +55,26 @@ def _torchrun() -> list[str]:
     return [*command, "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
 
 
+def _run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run `command` in the repository, in its own process group. A run past `timeout` (each normally takes
+    5-25 s) has its whole group killed (torchrun's workers too) and fails the test with the last output,
+    so a hang in CI says where it hung instead of only that it timed out."""
+    proc = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{command[:6]} ran past {timeout} s; stdout tail: {out[-2000:]!r}; stderr tail: {err[-4000:]!r}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
 def _train(prefix: list[str], data: Path, labels: Path, out: Path) -> subprocess.CompletedProcess:
     sources = [f"single_view.0.path={data}", f"single_view.0.labels={labels}", f"replay.0.path={data}"]
     command = [*prefix, "-m", "fin3r_lib.cli.main", "train", str(RECIPE), *sources, *SETTINGS, f"out={out}", "--quiet"]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return _run(command)
 
 
 def _files(folder: Path) -> list[str]:
@@ -71,7 +89,8 @@ def _files(folder: Path) -> list[str]:
 def labels(seven_scenes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("labels")
     command = [sys.executable, "-m", "fin3r_lib.cli.main", "label", str(seven_scenes_dir), "--out", str(out), "--quiet"]
-    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    run = _run(command)
+    assert run.returncode == 0, run.stderr[-2000:]
     return out
 
 
@@ -115,7 +134,7 @@ def test_two_processes_train_as_one(seven_scenes_dir: Path, labels: Path, tmp_pa
 def test_two_processes_label_half_of_the_frames_each(seven_scenes_dir: Path, labels: Path, tmp_path: Path) -> None:
     out = tmp_path / "labels"
     command = [*_torchrun(), "-m", "fin3r_lib.cli.main", "label", str(seven_scenes_dir), "--out", str(out), "--quiet"]
-    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = _run(command)
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(run.stdout)  # rank 0's merged summary only: one JSON document
     assert (report["labelled"], report["cached"], report["skipped"]) == (50, 0, [])
