@@ -33,19 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from child_measure import max_diff, measure_repeated, ratios, run_child, save_outputs
+from child_measure import max_diff, measure_repeated, ratios, rss_bytes, run_child, save_outputs
 
 from fin3r_lib.models.loader import build_model
 
 CHECKPOINTS = (10, 100, 1000)
-
-
-def rss_mib() -> float:
-    """Resident set size of this process in MiB (Linux /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
 #: --paths configuration -> (heads, autocast dtype, compiled blocks)
@@ -133,7 +125,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         if i in checkpoints:
             gc.collect()
-            results[i] = (statistics.median(times[-args.window :]), rss_mib())
+            results[i] = (statistics.median(times[-args.window :]), rss_bytes() / 2**20)
             step_ms, rss = results[i][0] * 1e3, results[i][1]
             print(f"frame {i:5d}: {step_ms:7.2f} ms/frame (median of {args.window}), RSS {rss:8.1f} MiB")
     base_t, base_m = results[checkpoints[0]]

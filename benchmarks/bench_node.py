@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import rclpy
 import torch
-from bench_session import rss_mib, synthetic_frames
+from bench_session import synthetic_frames
+from child_measure import rss_bytes
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -78,7 +79,7 @@ class NodeBench:
 
     def _on_depth(self, msg: Image) -> None:
         self.arrivals.append(time.perf_counter())
-        self.rss.append(rss_mib())
+        self.rss.append(rss_bytes() / 2**20)
 
     def wait_until(self, predicate, timeout: float = 600.0, step: float = 0.002) -> None:
         """Poll `predicate()` every `step` seconds (sleeping) until it holds."""

@@ -13,24 +13,17 @@ RSS over a window at frame `--early` and at the end of the run, and their ratios
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import cv2
 import numpy as np
 import torch
+from child_measure import rss_bytes
 
 from fin3r_lib.data.frame import Frame
 from fin3r_lib.model_options import ModelOptions
 from fin3r_lib.models import load_model
 from fin3r_lib.session import ReconstructionSession, SessionConfig
-
-
-def rss_mib() -> float:
-    """Current resident set size of this process, MiB (Linux /proc)."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
 
 
 def synthetic_frames(count: int, size: tuple[int, int], step_px: float, seed: int = 0):
@@ -79,7 +72,7 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-        rss.append(rss_mib())
+        rss.append(rss_bytes() / 2**20)
         keyframes += result.is_keyframe
         map_sizes.append(len(session.map_cloud()[0]) if frame.index in (args.early, args.frames - 1) else -1)
 

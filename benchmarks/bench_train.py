@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+from child_measure import rss_bytes
 
 #: configuration name -> (trainable, gradient_checkpointing)
 CONFIGS = {
@@ -40,11 +41,6 @@ CONFIGS = {
 }
 BATCH = 2
 MIB = 2**20
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 def synthetic_frames(size: int, count: int) -> list:
@@ -89,7 +85,7 @@ def one(config: str, model: str, steps: int, size: int) -> dict:
     for i in range(len(frames)):
         trainer.data.single(0, i)
     trainer.model.eval()  # as Trainer.run
-    base = _rss_bytes()
+    base = rss_bytes()
     times = []
     for step in range(1 + steps):
         start = time.perf_counter()

@@ -69,7 +69,7 @@ def child(name: str, frames: int, config: str, args: argparse.Namespace, size: t
     images = torch.rand(1, frames, 3, *size, device=args.device)
     with torch.inference_mode():
         model(images[:, :1, :, :28, :28], heads=heads)  # warm-up: kernels and thread pools, small high-water mark
-        elapsed, peak, out = measure_repeated(lambda: model(images, heads=heads), args.device, args.repeats or 1)
+        elapsed, peak, out = measure_repeated(lambda: model(images, heads=heads), args.device, args.repeats)
     save_outputs(out_path, out)
     return {"time_s": elapsed, "peak_bytes": peak}
 
@@ -134,7 +134,7 @@ def paths(name: str, context: int, repeats: int, device: str, size: tuple[int, i
 
 def run(name: str, frames: int, config: str, args: argparse.Namespace, size: tuple[int, int], out: Path) -> dict:
     child_args = ["--child", name, str(frames), config, str(out), "--device", args.device, "--size", *map(str, size)]
-    child_args += ["--repeats", str(args.repeats or 1)]
+    child_args += ["--repeats", str(args.repeats)]
     if args.chunk is not None:
         child_args += ["--chunk", str(args.chunk)]
     return run_child(__file__, child_args)
@@ -159,9 +159,11 @@ def main() -> None:
     )
     parser.add_argument("--child", nargs=4, metavar=("MODEL", "FRAMES", "CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats is None:
+        args.repeats = 3 if args.paths else 1
     size = (args.size[0], args.size[1])
     if args.paths:
-        paths(args.paths, args.context, args.repeats or 3, args.device, size, args.compile)
+        paths(args.paths, args.context, args.repeats, args.device, size, args.compile)
         return
     if args.child:
         name, frames, config, out = args.child

@@ -2,7 +2,8 @@
 
 A parent runs `run_child(script, args)` once per configuration, so one configuration's memory
 high-water mark cannot mask another's. The child times its calls with `measure` and writes the
-outputs with `save_outputs`; the parent compares them with `max_diff`.
+outputs with `save_outputs`; the parent compares them with `max_diff`. `rss_bytes` is the
+benchmarks' one reader of the process's resident set.
 
 Peak memory is what a call needs above what the process held just before it: on the CPU the
 kernel's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs before the call)
@@ -30,6 +31,11 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
+def rss_bytes() -> int:
+    """Resident set size of this process in bytes (Linux /proc)."""
+    return _status_bytes("VmRSS")
+
+
 def measure(fn: Callable[[], Any], device: str) -> tuple[float, int, Any]:
     """(seconds, peak bytes above the memory held before, result) of one call of `fn` on `device`."""
     cuda = device.startswith("cuda")
@@ -39,7 +45,7 @@ def measure(fn: Callable[[], Any], device: str) -> tuple[float, int, Any]:
         base = torch.cuda.memory_allocated()
     else:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
-        base = _status_bytes("VmRSS")
+        base = rss_bytes()
     start = time.perf_counter()
     result = fn()
     if cuda:
