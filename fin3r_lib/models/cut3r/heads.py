@@ -19,7 +19,7 @@ from torch import nn
 from fin3r_lib.models.croco import CroCoConfig
 from fin3r_lib.models.cut3r.pose import raw_to_pose_encoding
 from fin3r_lib.models.layers import Attention, Mlp, RoPE2D
-from fin3r_lib.models.layers.dpt_blocks import DPTFusion
+from fin3r_lib.models.layers.dpt_blocks import DPTFusion, token_maps
 
 
 def points_from_raw(raw: torch.Tensor, positive_z: bool = False) -> torch.Tensor:
@@ -116,13 +116,7 @@ class DPTHead(nn.Module):
 
     def forward(self, layers: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         nh, nw = size[0] // self.patch_size, size[1] // self.patch_size
-        # [B, N, C] -> [B, C, nh, nw] as a channels-last view (the reference's rearrange gives the same
-        # strides): oneDNN then runs every convolution of the head channels-last, with outputs identical
-        # to the reference's; transpose + reshape gave strides no format matched, so NCHW kernels ran
-        maps = [
-            act(tok.reshape(tok.shape[0], nh, nw, tok.shape[2]).permute(0, 3, 1, 2))
-            for act, tok in zip(self.act_postprocess, layers, strict=True)
-        ]
+        maps = [act(token_maps(tok, nh, nw)) for act, tok in zip(self.act_postprocess, layers, strict=True)]
         return self.head(self.scratch(maps))
 
 

@@ -40,6 +40,16 @@ def interpolate(
     return torch.cat([F.interpolate(c, size=size, mode=mode, align_corners=align_corners) for c in chunks])
 
 
+def token_maps(tokens: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
+    """Patch tokens [N, gh*gw, C] (row-major) -> feature maps [N, C, gh, gw], as a channels-last view.
+
+    The strides are those of a channels-last tensor at any N (the references' rearrange gives them for
+    CroCo), so oneDNN runs every convolution of a DPT head channels-last. A transpose + reshape gives the
+    same values with a batch stride of C when N is 1: no memory format matches and the head runs NCHW.
+    """
+    return tokens.reshape(tokens.shape[0], grid_h, grid_w, tokens.shape[-1]).permute(0, 3, 1, 2)
+
+
 class ResidualConvUnit(nn.Module):
     """Two 3x3 convs with pre-activation ReLU and a skip; see the module docstring for `relu_quirk`."""
 

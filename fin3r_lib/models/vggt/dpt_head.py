@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fin3r_lib.models.layers.dpt_blocks import DPTFusion, interpolate
+from fin3r_lib.models.layers.dpt_blocks import DPTFusion, interpolate, token_maps
 
 #: scale of the UV positional embedding and its base frequency
 UV_EMBED_RATIO = 0.1
@@ -140,10 +140,7 @@ class DPTHead(nn.Module):
             x = tokens[layer][:, start:end, patch_start_idx:]
             b, s = x.shape[:2]
             x = self.norm(x.reshape(b * s, -1, x.shape[-1]))
-            # [N, P, C] -> [N, C, ph, pw] as a channels-last view: oneDNN then runs every convolution of the
-            # head channels-last at any frame count; permute + reshape gave a batch stride of C for one
-            # frame, no format matched and the whole head ran NCHW (a chunk of 1 frame, a 1-frame call)
-            x = x.reshape(b * s, ph, pw, x.shape[-1]).permute(0, 3, 1, 2)
+            x = token_maps(x, ph, pw)
             x = self.projects[level](x)
             x = add_uv_embedding_(x, image_hw)
             pyramid.append(self.resize_layers[level](x))
